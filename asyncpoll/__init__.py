@@ -1,0 +1,55 @@
+"""asyncpoll: watch many long-running remote jobs at once.
+
+One ``TaskPoller`` keeps a registry of in-flight jobs, checks the due ones
+concurrently on one shared HTTP client behind a token-bucket rate limit, and
+resolves each job's awaitable handle the moment it reaches a terminal state.
+"""
+
+from ._clock import AnyioClock, Clock
+from ._errors import (
+    AsyncPollError,
+    InvalidStateError,
+    JobCancelled,
+    JobFailed,
+    JobTimeout,
+    PollError,
+)
+from ._handle import JobHandle
+from ._poller import PollerStatistics, TaskPoller, poll, poll_many
+from ._ratelimit import Limiter, RateLimit, TokenBucket
+from ._reader import DEFAULT_STATES, DefaultReader, Reader
+from ._response import Response
+from ._schedule import Backoff, Fixed, Schedule, backoff, fixed
+from ._status import JobState, Status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_STATES",
+    "AnyioClock",
+    "AsyncPollError",
+    "Backoff",
+    "Clock",
+    "DefaultReader",
+    "Fixed",
+    "InvalidStateError",
+    "JobCancelled",
+    "JobFailed",
+    "JobHandle",
+    "JobState",
+    "JobTimeout",
+    "Limiter",
+    "PollError",
+    "PollerStatistics",
+    "RateLimit",
+    "Reader",
+    "Response",
+    "Schedule",
+    "Status",
+    "TaskPoller",
+    "TokenBucket",
+    "backoff",
+    "fixed",
+    "poll",
+    "poll_many",
+]

@@ -1,0 +1,49 @@
+"""The one clock every wait of the engine goes through."""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol, runtime_checkable
+
+import anyio
+
+__all__ = ["AnyioClock", "Clock"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """A source of time in float seconds, and a way to sleep until a reading of it.
+
+    The default, ``AnyioClock``, reads the event loop's clock, so virtual-time event
+    loops (trio's ``MockClock``, looptime on asyncio) make the whole engine run in
+    virtual time. A custom clock must move at the event loop's pace: request time limits
+    are loop timers of the same length.
+    """
+
+    def now(self) -> float:
+        """The current time in seconds (any origin, never going backwards)."""
+        ...
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Return once ``now()`` has reached ``deadline`` (``math.inf``: never)."""
+        ...
+
+
+class AnyioClock:
+    """The event loop's own clock, through anyio."""
+
+    __slots__ = ()
+
+    def now(self) -> float:
+        """The event loop's time in seconds."""
+        return anyio.current_time()
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Sleep until the event loop's time reaches ``deadline``."""
+        if deadline == math.inf:
+            await anyio.sleep_forever()
+        else:
+            await anyio.sleep_until(deadline)
+
+    def __repr__(self) -> str:
+        return "AnyioClock()"

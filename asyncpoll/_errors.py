@@ -1,0 +1,131 @@
+"""The exceptions asyncpoll raises.
+
+The hierarchy::
+
+    AsyncPollError
+     ├── JobFailed          the job itself reached a failed state
+     ├── JobTimeout         the job missed its deadline (also a TimeoutError)
+     ├── JobCancelled       the job was cancelled before it finished
+     ├── PollError          polling failed: a non-retryable HTTP status, too many
+     │                      transient failures in a row, an unreadable response
+     └── InvalidStateError  a handle was asked for a result it does not have yet
+                            (also a RuntimeError)
+
+Every job error carries ``job_id``; the message names the job and says what to do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._status import Status
+
+__all__ = [
+    "AsyncPollError",
+    "InvalidStateError",
+    "JobCancelled",
+    "JobFailed",
+    "JobTimeout",
+    "PollError",
+]
+
+
+class AsyncPollError(Exception):
+    """Base class of every exception asyncpoll raises on its own account."""
+
+
+class JobFailed(AsyncPollError):
+    """The job reached a failed state on the server.
+
+    Attributes:
+        job_id: the job's id.
+        status: the ``Status`` that reported the failure.
+    """
+
+    def __init__(self, job_id: str, status: Status) -> None:
+        self.job_id = job_id
+        self.status = status
+        reason = f": {status.error}" if status.error else " (the server gave no error text)"
+        super().__init__(f"job {job_id!r} failed{reason}")
+
+
+class JobTimeout(AsyncPollError, TimeoutError):
+    """The job did not reach a terminal state before its deadline.
+
+    Attributes:
+        job_id: the job's id.
+        timeout: the deadline that passed, in seconds after the job was added.
+        status: the last ``Status`` read before the deadline, or None.
+    """
+
+    def __init__(self, job_id: str, timeout: float, status: Status | None) -> None:
+        self.job_id = job_id
+        self.timeout = timeout
+        self.status = status
+        last = f"; last state {status.state.value}" if status is not None else "; never read"
+        super().__init__(
+            f"job {job_id!r} did not finish within {timeout:g} s{last}"
+            " (pass a larger timeout= to wait longer)"
+        )
+
+
+class JobCancelled(AsyncPollError):
+    """The job was cancelled before it finished.
+
+    Attributes:
+        job_id: the job's id.
+        reason: why, in a few words.
+    """
+
+    def __init__(self, job_id: str, reason: str = "cancelled by the caller") -> None:
+        self.job_id = job_id
+        self.reason = reason
+        super().__init__(f"job {job_id!r} was cancelled: {reason}")
+
+
+class PollError(AsyncPollError):
+    """Polling the job failed, so its outcome is unknown.
+
+    Raised for a non-retryable HTTP status (401, 403, 404, 410 and other 4xx), after
+    ``max_errors`` transient failures in a row, or when a reader or ``check=`` callable
+    says the response can never be read.
+
+    Attributes:
+        job_id: the job's id (None until the poller fills it in).
+        url: the status URL, credentials redacted, or None for a ``check=`` job.
+        http_status: the last HTTP status code received, or None.
+        cause: the last exception behind the failure, or None.
+        status: the last ``Status`` read before the failure, or None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str | None = None,
+        url: str | None = None,
+        http_status: int | None = None,
+        cause: BaseException | None = None,
+        status: Status | None = None,
+    ) -> None:
+        self.message = message
+        self.job_id = job_id
+        self.url = url
+        self.http_status = http_status
+        self.cause = cause
+        self.status = status
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        where = ""
+        if self.job_id is not None:
+            where = f"job {self.job_id!r}"
+            if self.url is not None:
+                where += f" ({self.url})"
+            where += ": "
+        return where + self.message
+
+
+class InvalidStateError(AsyncPollError, RuntimeError):
+    """A handle was asked for its result or exception before the job finished."""

@@ -1,0 +1,194 @@
+"""``JobHandle``: the awaitable a caller holds for one job."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._errors import InvalidStateError
+from ._status import JobState, Status
+
+if TYPE_CHECKING:
+    from ._poller import TaskPoller
+    from ._schedule import Schedule
+
+__all__ = ["Callback", "JobHandle"]
+
+logger = logging.getLogger("asyncpoll")
+
+#: ``on_done`` / ``on_progress``: called with the handle; may be sync or async.
+Callback = Callable[["JobHandle"], "Awaitable[object] | object"]
+Check = Callable[["JobHandle"], Awaitable[Status]]
+
+
+class JobHandle:
+    """One job being polled: awaitable, resolved exactly once.
+
+    ``await handle`` (or ``await handle.wait()``) returns the job's result when it
+    succeeds and raises ``JobFailed``, ``JobTimeout``, ``JobCancelled`` or
+    ``PollError`` otherwise. Awaiting never changes the job: a caller whose wait is
+    cancelled (``asyncio.wait_for`` timing out) leaves the job polling; ``cancel()``
+    stops it.
+
+    Handles are made by ``TaskPoller.add()``, never directly.
+    """
+
+    # The engine's bookkeeping lives in the handle's slots: one object per job.
+    __slots__ = (
+        "__weakref__",
+        "_attempts",
+        "_check",
+        "_deadline",
+        "_done_callbacks",
+        "_errors",
+        "_event",
+        "_exception",
+        "_finish_seq",
+        "_last_failure",
+        "_on_done",
+        "_on_progress",
+        "_poller",
+        "_result",
+        "_schedule",
+        "_scope",
+        "_state",
+        "_status",
+        "_throttles",
+        "_timeout",
+        "job_id",
+        "metadata",
+        "url",
+    )
+
+    def __init__(
+        self,
+        poller: TaskPoller,
+        job_id: str,
+        url: str | None,
+        *,
+        schedule: Schedule,
+        timeout: float | None,
+        deadline: float | None,
+        check: Check | None,
+        on_done: Callback | None,
+        on_progress: Callback | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> None:
+        self._poller = poller
+        #: The job's id.
+        self.job_id = job_id
+        #: The status URL polled, or None for a job with a ``check=`` callable.
+        self.url = url
+        #: The mapping given to ``add(metadata=...)``, for the caller's own use.
+        self.metadata: dict[str, Any] = dict(metadata) if metadata else {}
+        self._schedule = schedule
+        self._timeout = timeout
+        self._deadline = deadline
+        self._check = check
+        self._on_done = on_done
+        self._on_progress = on_progress
+        self._state = JobState.PENDING
+        self._status: Status | None = None
+        self._attempts = 0
+        self._errors = 0  # transient failures in a row
+        self._throttles = 0  # 429s in a row
+        self._last_failure: BaseException | None = None
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._event: anyio.Event | None = None
+        self._done_callbacks: list[Callable[[JobHandle], object]] | None = None
+        self._scope: anyio.CancelScope | None = None  # set while a status request runs
+        self._finish_seq = -1
+
+    @property
+    def state(self) -> JobState:
+        """The job's state: from the last status read, or the terminal state reached."""
+        return self._state
+
+    @property
+    def status(self) -> Status | None:
+        """The last ``Status`` read, or None before the first successful poll."""
+        return self._status
+
+    @property
+    def progress(self) -> float | None:
+        """How far along the job is, 0.0 to 1.0, or None when the server has not said."""
+        if self._state is JobState.SUCCEEDED:
+            return 1.0
+        return None if self._status is None else self._status.progress
+
+    @property
+    def attempts(self) -> int:
+        """Status requests made for this job so far, failed ones included."""
+        return self._attempts
+
+    def done(self) -> bool:
+        """True once the job reached a terminal state."""
+        return self._finish_seq >= 0
+
+    def result(self) -> Any:
+        """The job's result; raises its exception if it did not succeed.
+
+        Raises:
+            InvalidStateError: the job has not finished yet.
+        """
+        if not self.done():
+            raise InvalidStateError(
+                f"job {self.job_id!r} is still {self._state.value}; await the handle first"
+            )
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+    def exception(self) -> BaseException | None:
+        """The exception the job ended with, or None if it succeeded.
+
+        Raises:
+            InvalidStateError: the job has not finished yet.
+        """
+        if not self.done():
+            raise InvalidStateError(
+                f"job {self.job_id!r} is still {self._state.value}; await the handle first"
+            )
+        return self._exception
+
+    def add_done_callback(self, fn: Callable[[JobHandle], object]) -> None:
+        """Call ``fn(handle)`` once the job finishes (at once if it already has).
+
+        ``fn`` is a plain function; an exception it raises is logged and counted in
+        ``TaskPoller.statistics().callback_errors``, never propagated.
+        """
+        if self.done():
+            self._poller._run_sync_callback(fn, self)
+            return
+        if self._done_callbacks is None:
+            self._done_callbacks = []
+        self._done_callbacks.append(fn)
+
+    def cancel(self) -> bool:
+        """Stop polling this job and resolve it CANCELLED; never contacts the server.
+
+        Returns:
+            True if the job was cancelled now, False if it had already finished.
+        """
+        return self._poller._cancel_job(self, "cancelled by the caller")
+
+    async def wait(self) -> Any:
+        """Wait for the job to finish; same as ``await handle``."""
+        if not self.done():
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
+        return self.result()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.wait().__await__()
+
+    def __repr__(self) -> str:
+        progress = "" if self.progress is None else f" progress={self.progress:.0%}"
+        return (
+            f"<JobHandle {self.job_id!r} {self._state.value}{progress} attempts={self._attempts}>"
+        )

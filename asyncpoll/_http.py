@@ -1,0 +1,175 @@
+"""The HTTP edge: the only module that imports httpx.
+
+The engine sees one narrow seam, ``Transport``: ``await transport.get(url)`` returns a
+transport-neutral ``Response`` or raises ``TransportFailure``. Swapping the HTTP client
+(httpx's successor fork, a native aiohttp path) means another ``Transport`` here, not a
+change to the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import httpx
+
+from ._redact import redact_url
+from ._response import Response
+
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "HttpxTransport",
+    "Transport",
+    "TransportFailure",
+    "mock_client",
+]
+
+#: Largest status body read, in decoded bytes; a larger one is refused, not buffered.
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+class TransportFailure(Exception):
+    """A request got no usable response.
+
+    Attributes:
+        transient: True when trying again may help (connection refused, reset, timed
+            out); False when it cannot (an unsupported scheme, an invalid URL, a body
+            over the size cap).
+    """
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Transport(Protocol):
+    """One status request in, one fully read ``Response`` out."""
+
+    async def get(self, url: str) -> Response:
+        """GET ``url``; raises ``TransportFailure`` when no response could be read."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections the transport owns."""
+        ...
+
+
+def _translate(exc: httpx.HTTPError, url: str) -> TransportFailure:
+    """The one place httpx's exceptions become asyncpoll's."""
+    name = type(exc).__name__
+    detail = str(exc) or "no detail"
+    transient = not isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError))
+    return TransportFailure(f"{name} on GET {redact_url(url)}: {detail}", transient=transient)
+
+
+class HttpxTransport:
+    """Status GETs on one shared ``httpx.AsyncClient`` with keep-alive.
+
+    Args:
+        client: a client the caller owns and closes; None makes one that ``aclose()``
+            closes.
+        base_url: joined with relative status URLs (only for a client made here).
+        headers: sent with every status request.
+        request_timeout: httpx's connect/read/write/pool timeouts, in seconds. These bound
+            each read, not the whole request: the engine adds a deadline around it.
+        max_connections: the connection pool size, kept-alive connections included.
+        max_body: the largest body read, in decoded bytes.
+    """
+
+    __slots__ = ("_client", "_headers", "_max_body", "_owns_client")
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient | None = None,
+        base_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        request_timeout: float | None = 30.0,
+        max_connections: int = 64,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        if client is not None and not isinstance(client, httpx.AsyncClient):
+            raise TypeError(f"client must be an httpx.AsyncClient, got {type(client).__name__}")
+        self._owns_client = client is None
+        if client is None:
+            client = httpx.AsyncClient(
+                base_url=base_url or "",
+                timeout=httpx.Timeout(request_timeout),
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                ),
+                follow_redirects=False,
+            )
+        elif base_url is not None:
+            raise ValueError(
+                "base_url= cannot be combined with client=; give the client its base_url"
+            )
+        self._client = client
+        # The poller's headers go on each request so a caller's client keeps its own too.
+        self._headers = httpx.Headers(headers or {})
+        self._max_body = max_body
+
+    @property
+    def owns_client(self) -> bool:
+        """True when ``aclose()`` closes the client."""
+        return self._owns_client
+
+    async def get(self, url: str) -> Response:
+        """GET ``url`` and read the body, at most ``max_body`` decoded bytes."""
+        try:
+            async with self._client.stream(
+                "GET", url, headers=self._headers, follow_redirects=False
+            ) as r:
+                chunks = []
+                size = 0
+                async for chunk in r.aiter_bytes():
+                    size += len(chunk)
+                    if size > self._max_body:
+                        raise TransportFailure(
+                            f"the response to GET {redact_url(str(r.url))} is larger than "
+                            f"{self._max_body} bytes; refusing to read more",
+                            transient=False,
+                        )
+                    chunks.append(chunk)
+                return Response(
+                    status_code=r.status_code,
+                    headers=_join_headers(r.headers),
+                    content=b"".join(chunks),
+                    url=redact_url(str(r.url)),
+                )
+        except httpx.HTTPError as exc:
+            raise _translate(exc, url) from exc
+        except httpx.InvalidURL as exc:
+            raise TransportFailure(
+                f"invalid URL {redact_url(url)!r}: {exc}", transient=False
+            ) from exc
+
+    async def aclose(self) -> None:
+        """Close the client if this transport made it."""
+        if self._owns_client:
+            await self._client.aclose()
+
+
+def _join_headers(headers: httpx.Headers) -> dict[str, str]:
+    joined: dict[str, str] = {}
+    for key, value in headers.multi_items():
+        joined[key] = f"{joined[key]}, {value}" if key in joined else value
+    return joined
+
+
+def mock_client(
+    app: Callable[[str, str], tuple[int, Mapping[str, str], bytes]],
+    *,
+    base_url: str = "http://jobs.invalid",
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` whose requests are answered in process by ``app``.
+
+    ``app(method, url)`` returns ``(status_code, headers, body)``. Used by the demo,
+    which must run with no server and no network.
+    """
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status, headers, body = app(request.method, str(request.url))
+        return httpx.Response(status, headers=dict(headers), content=body)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url=base_url)

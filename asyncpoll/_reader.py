@@ -1,0 +1,244 @@
+"""Readers: how an HTTP response becomes a ``Status``. Pure functions of a response.
+
+A reader is any callable ``(Response) -> Status``. The engine hands it every 2xx
+response. A reader signals trouble by raising:
+
+- ``PollError``: the response can never be read; the job ends ERRORED at once.
+- any other exception (``ValueError`` for a body it cannot parse): a transient failure,
+  counted against the job's ``max_errors`` budget, its message kept for the final error.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from ._errors import PollError
+from ._response import Response, excerpt
+from ._status import JobState, Status
+
+__all__ = ["DEFAULT_STATES", "DefaultReader", "Reader", "parse_retry_after"]
+
+logger = logging.getLogger("asyncpoll")
+
+Reader = Callable[[Response], Status]
+
+#: The state words the default reader knows, lower case.
+DEFAULT_STATES: Mapping[str, JobState] = {
+    **dict.fromkeys(
+        ["pending", "queued", "queuing", "waiting", "created", "delayed", "submitted"],
+        JobState.PENDING,
+    ),
+    **dict.fromkeys(
+        [
+            "running",
+            "processing",
+            "active",
+            "in_progress",
+            "started",
+            "generating",
+            "validating",
+            "finalizing",
+        ],
+        JobState.RUNNING,
+    ),
+    **dict.fromkeys(
+        ["completed", "complete", "succeeded", "success", "done", "finished"],
+        JobState.SUCCEEDED,
+    ),
+    **dict.fromkeys(["failed", "failure", "error", "expired"], JobState.FAILED),
+    **dict.fromkeys(["cancelled", "canceled"], JobState.CANCELLED),
+}
+
+_STATE_KEYS = ("status", "state")
+_ERROR_KEYS = ("error", "failMsg", "message")
+
+
+def parse_retry_after(
+    value: str | None, *, date: str | None = None, wallclock: Callable[[], float] = time.time
+) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait, or None when absent or unreadable.
+
+    Args:
+        value: the header's value: delta-seconds or an HTTP-date.
+        date: the response's ``Date`` header, the reference for an HTTP-date (the local
+            wall clock when absent).
+        wallclock: the wall clock for an HTTP-date without a ``Date`` header.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value).timestamp()
+            ref = email.utils.parsedate_to_datetime(date).timestamp() if date else wallclock()
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when - ref
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _progress(value: Any) -> float | None:
+    """A progress fraction from a number or a ``{done|processed_*, total*}`` object."""
+    if isinstance(value, Mapping):
+        done = total = None
+        for key, item in value.items():
+            key_l = str(key).lower()
+            if key_l == "done" or key_l == "processed" or key_l.startswith("processed_"):
+                done = _number(item)
+            elif key_l.startswith("total"):
+                total = _number(item)
+        if done is None or not total or total <= 0:
+            return None
+        return min(1.0, max(0.0, done / total))
+    number = _number(value)
+    if number is None:
+        return None
+    # A float no greater than 1 is already a fraction; anything else is a percentage.
+    fraction = number if isinstance(value, float) and number <= 1.0 else number / 100.0
+    return min(1.0, max(0.0, fraction))
+
+
+def _error_text(body: Mapping[str, Any], data: Mapping[str, Any] | None) -> str | None:
+    for scope in (body, data):
+        if scope is None:
+            continue
+        for key in _ERROR_KEYS:
+            value = scope.get(key)
+            if isinstance(value, Mapping):
+                value = value.get("message") or value.get("msg") or value.get("detail")
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+class DefaultReader:
+    """Reads the JSON job-status bodies most job APIs answer with.
+
+    The state comes from ``status`` or ``state``, at the top level or inside a ``data``
+    object, matched case-insensitively against ``states`` (``DEFAULT_STATES`` plus any
+    you add). Progress comes from ``progress`` (a percentage, a fraction when it is a
+    float <= 1, or a ``{done|processed_*, total*}`` object); a failed job's error text
+    from ``error``, ``error.message``, ``failMsg`` or ``message``; a succeeded job's
+    result is its ``result`` field, else the whole parsed body.
+
+    Args:
+        states: extra or overriding state words (any case) and the states they mean.
+        unknown: what a state word it does not know means: ``"running"`` (the default:
+            keep polling, log a warning once per word; the job's timeout bounds it) or
+            ``"error"`` (end the job at once with a ``PollError``).
+    """
+
+    __slots__ = ("_seen_unknown", "states", "unknown")
+
+    def __init__(
+        self,
+        *,
+        states: Mapping[str, JobState] | None = None,
+        unknown: Literal["running", "error"] = "running",
+    ) -> None:
+        if unknown not in ("running", "error"):
+            raise ValueError(
+                f"DefaultReader(unknown=) must be 'running' or 'error', got {unknown!r}"
+            )
+        merged = dict(DEFAULT_STATES)
+        for word, state in (states or {}).items():
+            if not isinstance(state, JobState):
+                raise TypeError(
+                    f"DefaultReader(states=): {word!r} maps to {state!r}, not a JobState"
+                )
+            merged[word.lower()] = state
+        self.states: Mapping[str, JobState] = merged
+        self.unknown = unknown
+        self._seen_unknown: set[str] = set()
+
+    def __call__(self, response: Response) -> Status:
+        """Read one 2xx response; raises ``ValueError`` when the body has no state."""
+        body = response.json()
+        if not isinstance(body, Mapping):
+            raise ValueError(
+                f"expected a JSON object with a status, received {excerpt(response.content)}"
+            )
+        data = body.get("data")
+        data = data if isinstance(data, Mapping) else None
+        word = None
+        for scope in (body, data):
+            if scope is None:
+                continue
+            for key in _STATE_KEYS:
+                value = scope.get(key)
+                if isinstance(value, str):
+                    word = value
+                    break
+            if word is not None:
+                break
+        if word is None:
+            raise ValueError(
+                "no job state in the response (looked for 'status' or 'state', at the top "
+                f"level and inside 'data'); received {excerpt(response.content)}"
+            )
+        state = self.states.get(word.lower())
+        if state is None:
+            state = self._unknown(word, response)
+        progress = None
+        for scope in (body, data):
+            if scope is not None and "progress" in scope:
+                progress = _progress(scope["progress"])
+                break
+        result = error = None
+        if state is JobState.SUCCEEDED:
+            if "result" in body:
+                result = body["result"]
+            elif data is not None and "result" in data:
+                result = data["result"]
+            else:
+                result = body
+            progress = 1.0
+        elif state in (JobState.FAILED, JobState.CANCELLED):
+            error = _error_text(body, data)
+        headers = response.headers
+        return Status(
+            state=state,
+            progress=progress,
+            result=result,
+            error=error,
+            retry_after=parse_retry_after(headers.get("retry-after"), date=headers.get("date")),
+            http_status=response.status_code,
+            raw=body,
+        )
+
+    def _unknown(self, word: str, response: Response) -> JobState:
+        if self.unknown == "error":
+            raise PollError(
+                f"the server reported state {word!r}, which this reader does not know "
+                "(map it with DefaultReader(states={...}))",
+                http_status=response.status_code,
+            )
+        key = word.lower()
+        if key not in self._seen_unknown:
+            self._seen_unknown.add(key)
+            logger.warning(
+                "unknown job state %r from %s; treating it as running (map it with "
+                "DefaultReader(states={...}))",
+                word,
+                response.url,
+            )
+        return JobState.RUNNING
+
+    def __repr__(self) -> str:
+        return f"DefaultReader(unknown={self.unknown!r})"
