@@ -56,6 +56,10 @@ class Transport(Protocol):
 
 def _translate(exc: httpx.HTTPError, url: str) -> TransportFailure:
     """The one place httpx's exceptions become asyncpoll's."""
+    try:
+        url = str(exc.request.url)  # absolute, where a base_url applied
+    except RuntimeError:  # no request attached
+        pass
     name = type(exc).__name__
     detail = str(exc) or "no detail"
     transient = not isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError))

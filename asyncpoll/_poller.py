@@ -24,7 +24,7 @@ import itertools
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote
@@ -45,7 +45,7 @@ from ._response import Response, excerpt
 from ._schedule import Schedule, backoff
 from ._status import JobState, Status
 
-__all__ = ["PollerStatistics", "TaskPoller"]
+__all__ = ["AsCompleted", "PollerStatistics", "TaskPoller", "poll", "poll_many"]
 
 logger = logging.getLogger("asyncpoll")
 
@@ -262,8 +262,9 @@ class TaskPoller:
         self._ready_send, self._callback_send = ready_send, cb_send
         self._lifecycle = _Lifecycle.OPEN
         tg.start_soon(self._scheduler, name="asyncpoll scheduler")
-        for _ in range(self._max_concurrency):
-            tg.start_soon(self._worker, ready_recv, name="asyncpoll worker")
+        with ready_recv:
+            for _ in range(self._max_concurrency):
+                tg.start_soon(self._worker, ready_recv.clone(), name="asyncpoll worker")
         tg.start_soon(self._callback_runner, cb_recv, name="asyncpoll callbacks")
         return self
 
@@ -301,14 +302,16 @@ class TaskPoller:
         if self._wake_scope is not None:
             self._wake_scope.cancel()
         try:
-            if waiting_exc is not None:
-                await self._tg.__aexit__(type(waiting_exc), waiting_exc, waiting_exc.__traceback__)
-                raise waiting_exc
-            return await self._tg.__aexit__(exc_type, exc, tb)
+            # The block's own exception is not handed to the task group, which would
+            # wrap it in an ExceptionGroup: it propagates unchanged when we return.
+            await self._tg.__aexit__(None, None, None)
         finally:
             self._lifecycle = _Lifecycle.CLOSED
             with anyio.CancelScope(shield=True):
                 await self._transport.aclose()
+        if waiting_exc is not None:
+            raise waiting_exc
+        return None
 
     def _idle(self) -> bool:
         return not self._active and self._pending_callbacks == 0
@@ -441,23 +444,24 @@ class TaskPoller:
             self._wake_scope = None
 
     async def _worker(self, ready: MemoryObjectReceiveStream[JobHandle]) -> None:
-        async for handle in ready:
-            if handle._finish_seq >= 0:
-                continue
-            try:
-                await self._poll(handle)
-            except Exception as exc:  # a bug must cost one job, never the poller
-                logger.exception("internal error while polling job %r", handle.job_id)
-                self._finish(
-                    handle,
-                    JobState.ERRORED,
-                    exc=PollError(
-                        f"internal error while polling: {exc!r}",
-                        job_id=handle.job_id,
-                        url=self._shown_url(handle),
-                        cause=exc,
-                    ),
-                )
+        with ready:
+            async for handle in ready:
+                if handle._finish_seq >= 0:
+                    continue
+                try:
+                    await self._poll(handle)
+                except Exception as exc:  # a bug must cost one job, never the poller
+                    logger.exception("internal error while polling job %r", handle.job_id)
+                    self._finish(
+                        handle,
+                        JobState.ERRORED,
+                        exc=PollError(
+                            f"internal error while polling: {exc!r}",
+                            job_id=handle.job_id,
+                            url=self._shown_url(handle),
+                            cause=exc,
+                        ),
+                    )
 
     async def _poll(self, handle: JobHandle) -> None:
         """Make one status request for ``handle`` and act on what it says."""
@@ -750,17 +754,18 @@ class TaskPoller:
     async def _callback_runner(
         self, queue: MemoryObjectReceiveStream[tuple[Callback, JobHandle]]
     ) -> None:
-        async for fn, handle in queue:
-            try:
-                outcome = fn(handle)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception:
-                self._callback_errors += 1
-                logger.exception("callback %r raised for job %r", fn, handle.job_id)
-            finally:
-                self._pending_callbacks -= 1
-            self._wake_if_idle()
+        with queue:
+            async for fn, handle in queue:
+                try:
+                    outcome = fn(handle)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                except Exception:
+                    self._callback_errors += 1
+                    logger.exception("callback %r raised for job %r", fn, handle.job_id)
+                finally:
+                    self._pending_callbacks -= 1
+                self._wake_if_idle()
 
     def _run_sync_callback(self, fn: Callable[[JobHandle], object], handle: JobHandle) -> None:
         try:
@@ -795,32 +800,18 @@ class TaskPoller:
             self._finish_event = anyio.Event()
         await self._finish_event.wait()
 
-    async def as_completed(
-        self, handles: Iterable[JobHandle | str] | None = None
-    ) -> AsyncIterator[JobHandle]:
-        """Yield handles in the order their jobs finish, those already finished first.
+    def as_completed(self, handles: Iterable[JobHandle | str] | None = None) -> AsCompleted:
+        """Iterate over handles in the order their jobs finish, those already finished first.
+
+        ``async for handle in poller.as_completed(): ...``. Breaking out early is safe:
+        the iterator holds no resources.
 
         Args:
             handles: handles or job ids to follow; None follows every job of the
                 poller, including jobs added while iterating, until none is in flight.
         """
         wanted = None if handles is None else {self._lookup(h) for h in handles}
-        remaining = None if wanted is None else len(wanted)
-        index = 0
-        finished = self._finished
-        while True:
-            while index < len(finished):
-                handle = finished[index]
-                index += 1
-                if wanted is None:
-                    yield handle
-                elif handle in wanted:
-                    assert remaining is not None
-                    remaining -= 1
-                    yield handle
-            if (remaining == 0) if wanted is not None else not self._active:
-                return
-            await self._wait_for_finish()
+        return AsCompleted(self, wanted)
 
     async def gather(self, *jobs: JobHandle | str, return_exceptions: bool = False) -> list[Any]:
         """Wait for the given jobs and return their results in the order given.
@@ -834,7 +825,7 @@ class TaskPoller:
             The exception of the first job to fail, unless ``return_exceptions``.
         """
         handles = [self._lookup(job) for job in jobs]
-        async for handle in self.as_completed(handles):
+        async for handle in AsCompleted(self, set(handles)):
             if handle._exception is not None and not return_exceptions:
                 raise handle._exception
         return [h._exception if h._exception is not None else h._result for h in handles]
@@ -879,6 +870,38 @@ class TaskPoller:
         if self._limiter is not None:
             parts.append(repr(self._limiter))
         return " ".join(parts) + ">"
+
+
+class AsCompleted:
+    """The async iterator ``TaskPoller.as_completed()`` returns."""
+
+    __slots__ = ("_index", "_poller", "_remaining", "_wanted")
+
+    def __init__(self, poller: TaskPoller, wanted: set[JobHandle] | None) -> None:
+        self._poller = poller
+        self._wanted = wanted
+        self._remaining = None if wanted is None else len(wanted)
+        self._index = 0  # position in the poller's list of handles in finish order
+
+    def __aiter__(self) -> AsCompleted:
+        return self
+
+    async def __anext__(self) -> JobHandle:
+        poller, wanted = self._poller, self._wanted
+        finished = poller._finished
+        while True:
+            while self._index < len(finished):
+                handle = finished[self._index]
+                self._index += 1
+                if wanted is None:
+                    return handle
+                if handle in wanted:
+                    assert self._remaining is not None
+                    self._remaining -= 1
+                    return handle
+            if (self._remaining == 0) if wanted is not None else not poller._active:
+                raise StopAsyncIteration
+            await poller._wait_for_finish()
 
 
 def _describe(failure: BaseException | None) -> str:

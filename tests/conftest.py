@@ -9,11 +9,14 @@ so no test can loop forever.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
 from typing import Any
 
+import anyio
+import httpx
 import looptime
 import pytest
+import respx
 import trio.testing
 
 #: Virtual seconds after which a test's event loop gives up (asyncio backend).
@@ -39,4 +42,72 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     return name, options
 
 
-Factory = Callable[..., Any]
+Reply = Any  # an httpx.Response, an exception to raise, or a callable returning either
+
+
+class FakeJobAPI:
+    """A scripted job API behind a ``respx.Router`` and ``httpx.MockTransport``.
+
+    ``script(job_id, *replies)`` sets what successive GETs of ``/jobs/{job_id}``
+    answer: each reply is an ``httpx.Response``, an exception to raise, or a callable
+    (sync or async) returning one; the last reply repeats. Every request is recorded
+    in ``calls`` as ``(virtual time, job id)`` and in ``requests``.
+    """
+
+    base_url = "https://api.test"
+
+    def __init__(self) -> None:
+        self.router = respx.Router(base_url=self.base_url, assert_all_called=False)
+        self.scripts: dict[str, list[Reply]] = {}
+        self.calls: list[tuple[float, str]] = []
+        self.requests: list[httpx.Request] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.router.get(path__regex=r"^/jobs/(?P<job_id>[^/]+)$").mock(side_effect=self._reply)
+
+    def script(self, job_id: str, *replies: Reply) -> None:
+        """Set the replies to successive polls of ``job_id``."""
+        self.scripts[job_id] = list(replies)
+
+    def times(self, job_id: str) -> list[float]:
+        """The virtual times at which ``job_id`` was polled."""
+        return [t for t, j in self.calls if j == job_id]
+
+    def client(self) -> httpx.AsyncClient:
+        """A client whose requests this fake answers in process."""
+        return httpx.AsyncClient(
+            transport=httpx.MockTransport(self.router.async_handler), base_url=self.base_url
+        )
+
+    async def _reply(self, request: httpx.Request, job_id: str) -> httpx.Response:
+        self.calls.append((anyio.current_time(), job_id))
+        self.requests.append(request)
+        n = sum(1 for _, j in self.calls if j == job_id) - 1
+        replies = self.scripts.get(job_id)
+        if not replies:
+            return httpx.Response(404, json={"error": f"no job {job_id}"})
+        reply = replies[min(n, len(replies) - 1)]
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if callable(reply) and not isinstance(reply, type):
+                reply = reply()
+                if inspect.isawaitable(reply):
+                    reply = await reply
+        finally:
+            self.in_flight -= 1
+        if isinstance(reply, BaseException):
+            raise reply
+        assert isinstance(reply, httpx.Response)
+        return reply
+
+
+def job(state: str, **fields: Any) -> httpx.Response:
+    """A 200 response with ``{"status": state, **fields}``."""
+    return httpx.Response(200, json={"status": state, **fields})
+
+
+@pytest.fixture
+def api() -> FakeJobAPI:
+    """A fresh scripted job API."""
+    return FakeJobAPI()
