@@ -25,11 +25,11 @@ from ._status import JobState, Status
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_STATES",
     "AnyioClock",
     "AsyncPollError",
     "Backoff",
     "Clock",
+    "DEFAULT_STATES",
     "DefaultReader",
     "Fixed",
     "InvalidStateError",

@@ -8,6 +8,7 @@ change to the engine.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -56,10 +57,8 @@ class Transport(Protocol):
 
 def _translate(exc: httpx.HTTPError, url: str) -> TransportFailure:
     """The one place httpx's exceptions become asyncpoll's."""
-    try:
+    with contextlib.suppress(RuntimeError):  # RuntimeError: no request attached
         url = str(exc.request.url)  # absolute, where a base_url applied
-    except RuntimeError:  # no request attached
-        pass
     name = type(exc).__name__
     detail = str(exc) or "no detail"
     transient = not isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 __all__ = ["SECRET_HEADERS", "redact_headers", "redact_url"]
 
@@ -36,11 +36,14 @@ def redact_url(url: str) -> str:
         netloc = f"{user}:{REDACTED}@{host}" if ":" in userinfo else f"{REDACTED}@{host}"
     query = parts.query
     if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_PARAM.search(name) for name, _ in pairs):
-            query = urlencode(
-                [(n, REDACTED if _SECRET_PARAM.search(n) else v) for n, v in pairs], safe="[]"
-            )
+        # Rewrite only the secret values, keeping every other byte as it was sent.
+        pieces = []
+        for piece in query.split("&"):
+            name, sep, _ = piece.partition("=")
+            if sep and _SECRET_PARAM.search(unquote_plus(name)):
+                piece = f"{name}={REDACTED}"
+            pieces.append(piece)
+        query = "&".join(pieces)
     if netloc == parts.netloc and query == parts.query:
         return url
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -98,11 +98,11 @@ class Backoff:
         if n == 0:
             return 0.0
         # Cap the exponent so factor**n never overflows on a job polled for days.
-        exponent = min(n - 1, 1024)
         try:
-            base = min(self.max, self.initial * self.factor**exponent)
+            growth = float(self.factor) ** min(n - 1, 1024)
         except OverflowError:
-            base = self.max
+            growth = math.inf
+        base = min(self.max, self.initial * growth) if self.initial else 0.0
         if self.jitter:
             base *= 1.0 + self.jitter * (2.0 * rng.random() - 1.0)
         return min(self.max, base)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from conftest import FakeJobAPI, job
@@ -592,9 +593,7 @@ async def test_leaving_the_block_with_an_exception_cancels_unfinished_jobs(
             raise KeyError("boom")
     assert b.result() == 1
     assert a.state is JobState.CANCELLED
-    assert str(a.exception()) == (
-        "job 'a' was cancelled: the poller's block exited with KeyError"
-    )
+    assert str(a.exception()) == ("job 'a' was cancelled: the poller's block exited with KeyError")
 
 
 async def test_cancelling_the_host_cancels_the_jobs(api: FakeJobAPI) -> None:
@@ -651,7 +650,7 @@ async def test_callbacks_sync_and_async_see_progress_and_completion(api: FakeJob
         seen.append(("progress", handle.state.value, handle.progress))
 
     async def on_done(handle: asyncpoll.JobHandle) -> None:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         seen.append(("done", handle.state.value, handle.progress))
 
     job_seen: list[str] = []

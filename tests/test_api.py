@@ -1,0 +1,109 @@
+"""The public surface: what ``import asyncpoll`` offers and how it is packaged."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpoll
+
+FIXED_NAMES = {
+    "AsyncPollError",
+    "JobCancelled",
+    "JobFailed",
+    "JobHandle",
+    "JobState",
+    "JobTimeout",
+    "PollError",
+    "RateLimit",
+    "Status",
+    "TaskPoller",
+    "backoff",
+    "fixed",
+    "poll",
+    "poll_many",
+}
+
+
+def test_all_is_sorted_and_every_name_exists() -> None:
+    """``__all__`` is sorted, has no duplicates, and each name is importable."""
+    assert list(asyncpoll.__all__) == sorted(asyncpoll.__all__)
+    assert len(set(asyncpoll.__all__)) == len(asyncpoll.__all__)
+    for name in asyncpoll.__all__:
+        assert hasattr(asyncpoll, name), name
+
+
+def test_the_names_the_issue_fixes_are_exported() -> None:
+    """Every public name users' code relies on is in ``__all__``."""
+    assert set(asyncpoll.__all__) >= FIXED_NAMES
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    """Each exported class and function documents itself."""
+    for name in asyncpoll.__all__:
+        obj = getattr(asyncpoll, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert inspect.getdoc(obj), name
+
+
+def test_errors_form_one_hierarchy() -> None:
+    """Every asyncpoll exception derives from AsyncPollError; JobTimeout is a TimeoutError."""
+    for cls in (
+        asyncpoll.JobFailed,
+        asyncpoll.JobTimeout,
+        asyncpoll.JobCancelled,
+        asyncpoll.PollError,
+        asyncpoll.InvalidStateError,
+    ):
+        assert issubclass(cls, asyncpoll.AsyncPollError)
+    assert issubclass(asyncpoll.JobTimeout, TimeoutError)
+
+
+def test_the_package_is_typed() -> None:
+    """The package ships a py.typed marker."""
+    assert (Path(asyncpoll.__file__).parent / "py.typed").is_file()
+
+
+def test_only_the_http_module_imports_httpx() -> None:
+    """httpx is imported in exactly one module, so a client swap stays mechanical."""
+    package = Path(asyncpoll.__file__).parent
+    importers = sorted(
+        path.name
+        for path in package.glob("*.py")
+        if any(
+            line.lstrip().startswith(("import httpx", "from httpx"))
+            for line in path.read_text().splitlines()
+        )
+    )
+    assert importers == ["_http.py"]
+
+
+def test_python_dash_m_asyncpoll_runs_the_demo() -> None:
+    """``python -m asyncpoll --jobs 40`` polls 40 jobs and reports what happened."""
+    result = subprocess.run(
+        [sys.executable, "-m", "asyncpoll", "--jobs", "40", "--rate", "1000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    out = result.stdout
+    assert out.startswith("asyncpoll demo: 40 jobs on an in-process fake job API")
+    assert "what happened" in out
+    assert "succeeded" in out
+    assert "status requests" in out
+
+
+def test_demo_rejects_bad_arguments() -> None:
+    """The demo names a bad argument and exits with status 2."""
+    result = subprocess.run(
+        [sys.executable, "-m", "asyncpoll", "--jobs", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--jobs must be at least 1" in result.stderr

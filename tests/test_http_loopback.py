@@ -1,0 +1,169 @@
+"""Real HTTP on 127.0.0.1: keep-alive on one shared client, and whole-request deadlines.
+
+These tests talk to real servers on a free loopback port, so they run in real time
+(the server's socket I/O cannot be fast-forwarded); each is bounded to a second or two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+import asyncpoll
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {"loop_factory": asyncio.new_event_loop}), id="asyncio"),
+        pytest.param(("trio", {}), id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """Real-time event loops: socket I/O with a real server cannot run in virtual time."""
+    return request.param  # type: ignore[no-any-return]
+
+
+class JobServer(ThreadingHTTPServer):
+    """A job API on a real socket: each job is done on its third poll."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), JobHandler)
+        self.polls: dict[str, int] = {}
+        self.connections = 0
+        self.auth: set[str] = set()
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class JobHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    server: JobServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.connections += 1
+
+    def do_GET(self) -> None:
+        job_id = self.path.rsplit("/", 1)[-1]
+        with self.server.lock:
+            n = self.server.polls[job_id] = self.server.polls.get(job_id, 0) + 1
+            self.server.auth.add(self.headers.get("Authorization", ""))
+        body: dict[str, Any] = {"status": "running", "progress": 30 * n}
+        if n >= 3:
+            body = {"status": "completed", "result": {"job": job_id}}
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[JobServer]:
+    """A real job server on a free loopback port, stopped after the test."""
+    srv = JobServer()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=5)
+
+
+async def test_many_jobs_share_a_few_kept_alive_connections(server: JobServer) -> None:
+    """60 jobs x 3 polls over real HTTP reuse at most max_concurrency connections."""
+    async with asyncpoll.TaskPoller(
+        server.url + "/jobs/{job_id}",
+        headers={"Authorization": "Bearer t0ken"},
+        schedule=asyncpoll.fixed(0),
+        max_concurrency=4,
+    ) as p:
+        results = await p.gather(*[p.add(f"j{i}") for i in range(60)])
+    assert results == [{"job": f"j{i}"} for i in range(60)]
+    assert server.polls == {f"j{i}": 3 for i in range(60)}
+    assert 1 <= server.connections <= 4
+    assert server.auth == {"Bearer t0ken"}
+
+
+@pytest.fixture
+def drip_server() -> Iterator[str]:
+    """A server that sends headers, then one body byte every 0.1 s (for at most 5 s)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            )
+            for _ in range(50):
+                if stop.is_set():
+                    return
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+                time.sleep(0.1)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    host, port = listener.getsockname()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+async def test_a_dripping_server_cannot_outlast_request_timeout(drip_server: str) -> None:
+    """Per-read timeouts never fire on a byte-a-time body; the whole-request bound does."""
+    started = time.monotonic()
+    async with asyncpoll.TaskPoller(
+        drip_server + "/jobs/{job_id}", request_timeout=0.5, max_errors=1
+    ) as p:
+        handle = p.add("slow")
+        with pytest.raises(asyncpoll.PollError) as info:
+            await handle
+    elapsed = time.monotonic() - started
+    assert "no complete response within request_timeout=0.5 s" in str(info.value)
+    assert isinstance(info.value.cause, TimeoutError)
+    assert elapsed < 3.0  # the server would have dripped for 5 s
+    await anyio.lowlevel.checkpoint()

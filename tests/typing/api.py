@@ -1,0 +1,58 @@
+"""Never run: type-checked with ``mypy --strict`` to keep the public API's types honest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+import asyncpoll
+from asyncpoll import JobHandle, JobState, Status
+
+
+async def on_done(handle: JobHandle) -> None:
+    state: JobState = handle.state
+    progress: float | None = handle.progress
+    _ = (state, progress, handle.attempts, handle.metadata, handle.status)
+
+
+def on_progress(handle: JobHandle) -> None:
+    _ = handle.job_id, handle.url
+
+
+async def check(handle: JobHandle) -> Status:
+    return Status(JobState.SUCCEEDED, result={"id": handle.job_id})
+
+
+async def main(client: httpx.AsyncClient) -> list[Any]:
+    async with asyncpoll.TaskPoller(
+        status_url="https://api.example.com/jobs/{job_id}",
+        headers={"Authorization": "Bearer ..."},
+        rate_limit=asyncpoll.RateLimit(60, per=60.0, burst=5),
+        max_concurrency=64,
+        schedule=asyncpoll.backoff(initial=1.0, factor=1.5, max=30.0, jitter=0.1),
+        timeout=600.0,
+        on_done=on_done,
+        on_progress=on_progress,
+    ) as poller:
+        h = poller.add("123")
+        h2 = poller.add("x", url="https://other/jobs/x", schedule=asyncpoll.fixed(2.0), timeout=30)
+        h3 = poller.add("sdk", check=check, metadata={"owner": "me"})
+        result: Any = await h
+        done: bool = h2.done()
+        h3.add_done_callback(lambda handle: None)
+        cancelled: bool = h3.cancel()
+        async for finished in poller.as_completed():
+            _ = finished.result() if finished.exception() is None else None
+        results: list[Any] = await poller.gather("123", h2, return_exceptions=True)
+        stats: asyncpoll.PollerStatistics = poller.statistics()
+        _ = result, done, cancelled, stats
+    async with asyncpoll.TaskPoller(
+        client=client, rate_limit=5.0, reader=asyncpoll.DefaultReader()
+    ):
+        pass
+    one: Any = await asyncpoll.poll("https://api.example.com/jobs/1", timeout=60.0)
+    many: list[Any] = await asyncpoll.poll_many(
+        ["1", "2"], status_url="https://api.example.com/jobs/{job_id}", return_exceptions=True
+    )
+    return [results, one, many]
