@@ -16,7 +16,7 @@ Every job error carries ``job_id``; the message names the job and says what to d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._status import Status
@@ -49,6 +49,9 @@ class JobFailed(AsyncPollError):
         reason = f": {status.error}" if status.error else " (the server gave no error text)"
         super().__init__(f"job {job_id!r} failed{reason}")
 
+    def __reduce__(self) -> tuple[type[JobFailed], tuple[str, Status]]:
+        return (type(self), (self.job_id, self.status))
+
 
 class JobTimeout(AsyncPollError, TimeoutError):
     """The job did not reach a terminal state before its deadline.
@@ -69,6 +72,9 @@ class JobTimeout(AsyncPollError, TimeoutError):
             " (pass a larger timeout= to wait longer)"
         )
 
+    def __reduce__(self) -> tuple[type[JobTimeout], tuple[str, float, Status | None]]:
+        return (type(self), (self.job_id, self.timeout, self.status))
+
 
 class JobCancelled(AsyncPollError):
     """The job was cancelled before it finished.
@@ -82,6 +88,9 @@ class JobCancelled(AsyncPollError):
         self.job_id = job_id
         self.reason = reason
         super().__init__(f"job {job_id!r} was cancelled: {reason}")
+
+    def __reduce__(self) -> tuple[type[JobCancelled], tuple[str, str]]:
+        return (type(self), (self.job_id, self.reason))
 
 
 class PollError(AsyncPollError):
@@ -118,13 +127,23 @@ class PollError(AsyncPollError):
         super().__init__(message)
 
     def __str__(self) -> str:
-        where = ""
+        if self.job_id is not None and self.url is not None:
+            return f"job {self.job_id!r} ({self.url}): {self.message}"
         if self.job_id is not None:
-            where = f"job {self.job_id!r}"
-            if self.url is not None:
-                where += f" ({self.url})"
-            where += ": "
-        return where + self.message
+            return f"job {self.job_id!r}: {self.message}"
+        if self.url is not None:
+            return f"{self.url}: {self.message}"
+        return self.message
+
+    def __reduce__(self) -> Any:
+        # Keyword-only attributes do not survive the default args-based pickling.
+        return (_rebuild_poll_error, (self.message, self.__dict__.copy()))
+
+
+def _rebuild_poll_error(message: str, state: dict[str, Any]) -> PollError:
+    error = PollError(message)
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidStateError(AsyncPollError, RuntimeError):

@@ -718,10 +718,11 @@ class TaskPoller:
             del self._active[handle.job_id]
         if state is JobState.SUCCEEDED:
             logger.info("job %r succeeded after %d polls", handle.job_id, handle._attempts)
-        elif state in (JobState.FAILED, JobState.CANCELLED):
-            logger.info("job %r %s: %s", handle.job_id, state.value, exc)
+        elif isinstance(exc, PollError):
+            logger.warning("job %r errored: %s", handle.job_id, exc.message)
         else:
-            logger.warning("job %r %s: %s", handle.job_id, state.value, exc)
+            level = logging.WARNING if state is JobState.TIMED_OUT else logging.INFO
+            logger.log(level, "%s", exc)
         if handle._event is not None:
             handle._event.set()
         if handle._done_callbacks:
@@ -922,7 +923,8 @@ async def poll(url: str, **options: Any) -> Any:
     ``timeout=``, ...). Raises what awaiting the job's handle raises.
     """
     async with TaskPoller(**options) as poller:
-        return await poller.add(url, url=url)
+        # The URL is the job's id; redacted, so errors and logs never show a credential.
+        return await poller.add(redact_url(url), url=url)
 
 
 async def poll_many(

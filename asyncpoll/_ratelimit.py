@@ -76,13 +76,14 @@ class RateLimit:
 class TokenBucket:
     """GCRA arithmetic for one ``RateLimit``; every time is a clock reading in seconds."""
 
-    __slots__ = ("_interval", "_tat", "_tolerance", "granted", "limit")
+    __slots__ = ("_interval", "_last_at", "_tat", "_tolerance", "granted", "limit")
 
     def __init__(self, limit: RateLimit) -> None:
         self.limit = limit
         self._interval = 1.0 / limit.per_second  # seconds one token takes to refill
         self._tolerance = (limit.burst - 1) * self._interval
         self._tat = -math.inf  # theoretical arrival time; -inf: the bucket is full
+        self._last_at: float | None = None  # the slot the latest reserve() returned
         self.granted = 0
 
     def reserve(self, now: float) -> float:
@@ -92,6 +93,7 @@ class TokenBucket:
         if at < now:
             at = now
         self._tat = tat + self._interval
+        self._last_at = at
         self.granted += 1
         return at
 
@@ -102,9 +104,12 @@ class TokenBucket:
         slot so the next request is not delayed for nothing; an earlier slot cannot be
         returned without moving later waiters, so it is simply left unused.
         """
+        # The latest slot is the one reserve() last returned, or, after a give-back, the
+        # one before it, which tat places exactly when it had to wait.
         latest = self._tat - self._interval - self._tolerance
-        if math.isclose(latest, at, rel_tol=0.0, abs_tol=1e-9):
+        if at == self._last_at or math.isclose(latest, at, rel_tol=0.0, abs_tol=1e-9):
             self._tat -= self._interval
+            self._last_at = None
             self.granted -= 1
 
     def tokens(self, now: float) -> float:

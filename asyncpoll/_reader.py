@@ -89,7 +89,10 @@ def parse_retry_after(
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
     return value if math.isfinite(value) else None
 
 

@@ -15,12 +15,10 @@ SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "x-auth-token"}
 )
 
-# Query parameter names that carry credentials (matched case-insensitively, whole name
-# or as a suffix after "_" or "-": "access_token", "x-amz-signature").
-_SECRET_PARAM = re.compile(
-    r"(?:^|[_-])(token|key|apikey|sig|signature|secret|password|passwd|auth|credential)s?$",
-    re.IGNORECASE,
-)
+_WORDS = "token|key|apikey|sig|signature|secret|password|passwd|auth|credential"
+# Query parameter names that carry credentials: the whole name, or its last word after
+# "_", "-" or a camelCase hump ("access_token", "X-Amz-Signature", "accessToken").
+_SECRET_PARAM = re.compile(rf"(?:(?i:(?:^|[_-])(?:{_WORDS})s?)|[a-z0-9](?:{_WORDS.title()})s?)$")
 
 
 def redact_url(url: str) -> str:
@@ -34,19 +32,24 @@ def redact_url(url: str) -> str:
         userinfo, _, host = netloc.rpartition("@")
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:{REDACTED}@{host}" if ":" in userinfo else f"{REDACTED}@{host}"
-    query = parts.query
-    if query:
-        # Rewrite only the secret values, keeping every other byte as it was sent.
-        pieces = []
-        for piece in query.split("&"):
-            name, sep, _ = piece.partition("=")
-            if sep and _SECRET_PARAM.search(unquote_plus(name)):
-                piece = f"{name}={REDACTED}"
-            pieces.append(piece)
-        query = "&".join(pieces)
-    if netloc == parts.netloc and query == parts.query:
+    query = _redact_pairs(parts.query) if parts.query else ""
+    fragment = parts.fragment
+    if "=" in fragment:  # OAuth implicit grants put tokens in the fragment
+        fragment = _redact_pairs(fragment)
+    if netloc == parts.netloc and query == parts.query and fragment == parts.fragment:
         return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def _redact_pairs(text: str) -> str:
+    """Replace the values of secret ``name=value`` pairs, keeping every other byte."""
+    pieces = []
+    for piece in text.split("&"):
+        name, sep, _ = piece.partition("=")
+        if sep and _SECRET_PARAM.search(unquote_plus(name)):
+            piece = f"{name}={REDACTED}"
+        pieces.append(piece)
+    return "&".join(pieces)
 
 
 def redact_headers(

@@ -58,8 +58,8 @@ class Fixed:
     def delay(self, n: int, rng: random.Random) -> float:
         """Seconds before the next poll, after ``n`` earlier polls."""
         if n == 0:
-            return 0.0 if self.first is None else self.first
-        return self.interval
+            return 0.0 if self.first is None else float(self.first)
+        return float(self.interval)
 
 
 @attrs.frozen
@@ -82,9 +82,12 @@ class Backoff:
         _finite_nonnegative("backoff(max=)", self.max)
         if self.first is not None:
             _finite_nonnegative("backoff(first=)", self.first)
-        if not (isinstance(self.factor, (int, float)) and 1.0 <= self.factor < math.inf):
+        for name, value in (("factor", self.factor), ("jitter", self.jitter)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"backoff({name}=) must be a number, got {value!r}")
+        if not 1.0 <= self.factor < math.inf:
             raise ValueError(f"backoff(factor=) must be a finite number >= 1, got {self.factor!r}")
-        if not (isinstance(self.jitter, (int, float)) and 0.0 <= self.jitter <= 1.0):
+        if not 0.0 <= self.jitter <= 1.0:
             raise ValueError(f"backoff(jitter=) must be from 0 to 1, got {self.jitter!r}")
         if self.max < self.initial:
             raise ValueError(
@@ -94,7 +97,7 @@ class Backoff:
     def delay(self, n: int, rng: random.Random) -> float:
         """Seconds before the next poll, after ``n`` earlier polls (or failures)."""
         if n == 0 and self.first is not None:
-            return self.first
+            return float(self.first)
         if n == 0:
             return 0.0
         # Cap the exponent so factor**n never overflows on a job polled for days.
@@ -105,7 +108,7 @@ class Backoff:
         base = min(self.max, self.initial * growth) if self.initial else 0.0
         if self.jitter:
             base *= 1.0 + self.jitter * (2.0 * rng.random() - 1.0)
-        return min(self.max, base)
+        return float(min(self.max, base))
 
 
 def fixed(interval: float, *, first: float | None = None) -> Fixed:

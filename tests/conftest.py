@@ -27,6 +27,11 @@ def _virtual_loop() -> Any:
     return looptime.new_event_loop(start=0.0, end=VIRTUAL_END)
 
 
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """pytest-asyncio's tests (the plain-asyncio-service ones) run on looptime loops too."""
+    return {"looptime": _virtual_loop}
+
+
 @pytest.fixture(
     params=[
         pytest.param(("asyncio", {"loop_factory": _virtual_loop}), id="asyncio"),

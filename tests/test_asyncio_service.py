@@ -1,7 +1,7 @@
 """asyncpoll inside a plain asyncio service: asyncio.gather, TaskGroup, wait_for.
 
-These tests run on pytest-asyncio's event loop (not anyio's test runner), made
-virtual-time by looptime, the way an asyncio application would drive a poller.
+These tests run on pytest-asyncio's event loop (not anyio's test runner), a looptime
+loop in virtual time (see conftest.py), the way an asyncio application drives a poller.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from conftest import FakeJobAPI, job
 
 import asyncpoll
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.looptime(end=10_000)]
+pytestmark = pytest.mark.asyncio
 
 
 def poller(api: FakeJobAPI) -> asyncpoll.TaskPoller:

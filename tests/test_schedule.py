@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import attrs
 import pytest
@@ -11,7 +12,7 @@ import pytest
 import asyncpoll
 from asyncpoll import Backoff, Fixed, Schedule, backoff, fixed
 
-# The first three draws of random.Random(0), as documented by CPython's Mersenne Twister.
+# The first three draws of random.Random(0) (CPython's Mersenne Twister).
 SEED0_DRAWS = (0.8444218515250481, 0.7579544029403025, 0.420571580830845)
 
 
@@ -22,8 +23,9 @@ class _NoRandom(random.Random):
         raise AssertionError("the schedule drew a random number it did not need")
 
 
-def _state(rng: random.Random) -> object:
-    return rng.getstate()
+def _exactly(message: str) -> str:
+    """A ``match=`` pattern that accepts ``message`` and nothing else."""
+    return f"^{re.escape(message)}$"
 
 
 # --- fixed() -------------------------------------------------------------------------
@@ -73,7 +75,7 @@ def test_fixed_builds_the_fixed_value_object() -> None:
 def test_fixed_first_is_keyword_only() -> None:
     """fixed() refuses ``first`` given positionally, so it cannot be mistaken for interval."""
     with pytest.raises(TypeError):
-        fixed(1.0, 2.0)  # type: ignore[misc]
+        fixed(1.0, 2.0)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(
@@ -87,10 +89,9 @@ def test_fixed_first_is_keyword_only() -> None:
     ],
 )
 def test_fixed_rejects_out_of_range_interval(interval: float, message: str) -> None:
-    """fixed() raises ValueError naming the argument and value for a negative or non-finite interval."""
-    with pytest.raises(ValueError, match=r"^") as info:
+    """fixed() raises ValueError naming the value for a negative or non-finite interval."""
+    with pytest.raises(ValueError, match=_exactly(message)):
         fixed(interval)
-    assert str(info.value) == message
 
 
 @pytest.mark.parametrize(
@@ -104,9 +105,8 @@ def test_fixed_rejects_out_of_range_interval(interval: float, message: str) -> N
 )
 def test_fixed_rejects_non_number_interval(interval: object, message: str) -> None:
     """fixed() raises TypeError for an interval that is not a number (bools included)."""
-    with pytest.raises(TypeError) as info:
+    with pytest.raises(TypeError, match=_exactly(message)):
         fixed(interval)  # type: ignore[arg-type]
-    assert str(info.value) == message
 
 
 @pytest.mark.parametrize(
@@ -121,9 +121,8 @@ def test_fixed_rejects_non_number_interval(interval: object, message: str) -> No
 )
 def test_fixed_rejects_bad_first(first: object, error: type[Exception], message: str) -> None:
     """fixed(first=) is validated like the interval, and the message names ``first=``."""
-    with pytest.raises(error) as info:
+    with pytest.raises(error, match=_exactly(message)):
         fixed(1.0, first=first)  # type: ignore[arg-type]
-    assert str(info.value) == message
 
 
 def test_fixed_is_frozen() -> None:
@@ -202,7 +201,7 @@ def test_backoff_with_jitter_draws_exactly_one_number_per_delay() -> None:
     reference = random.Random(42)
     backoff(jitter=0.5).delay(3, rng)
     reference.random()
-    assert _state(rng) == _state(reference)
+    assert rng.getstate() == reference.getstate()
 
 
 def test_backoff_jitter_exact_figures_with_seeded_random() -> None:
@@ -211,11 +210,11 @@ def test_backoff_jitter_exact_figures_with_seeded_random() -> None:
     rng = random.Random(0)
     delays = [schedule.delay(n, rng) for n in (1, 2, 3)]
     bases = (10.0, 20.0, 40.0)
-    expected = [b * (1.0 + 0.5 * (2.0 * u - 1.0)) for b, u in zip(bases, SEED0_DRAWS)]
+    expected = [b * (1.0 + 0.5 * (2.0 * u - 1.0)) for b, u in zip(bases, SEED0_DRAWS, strict=True)]
     assert delays == pytest.approx(expected, rel=1e-15, abs=0.0)
     # Spelled out: 10 * 1.34442..., 20 * 1.25795..., 40 * 0.92057...
     assert delays == pytest.approx(
-        [13.444218515250481, 25.159088058806050, 36.822862466467600], rel=1e-14, abs=0.0
+        [13.444218515250482, 25.15908805880605, 36.822863233233804], rel=1e-14, abs=0.0
     )
 
 
@@ -271,8 +270,7 @@ def test_backoff_full_jitter_can_reach_zero_but_not_below() -> None:
             return 1.0 - 2.0**-53
 
     assert schedule.delay(3, _Low()) == 0.0
-    assert schedule.delay(3, _High()) == pytest.approx(8.0, rel=1e-15, abs=0.0)
-    assert schedule.delay(3, _High()) < 8.0
+    assert schedule.delay(3, _High()) == 8.0 - 2.0**-50  # the largest double below 8
 
 
 @pytest.mark.parametrize("n", [1_025, 10_000, 10**9, 10**18, 2**200])
@@ -292,11 +290,11 @@ def test_backoff_huge_n_with_jitter_stays_within_cap_bounds() -> None:
 
 
 @pytest.mark.parametrize("factor", [2.0, 1.5, 10.0])
-@pytest.mark.parametrize("n", [1, 2, 50, 1_024, 1_025, 1_026, 10**9])
-def test_backoff_zero_initial_stays_zero_for_every_n(factor: float, n: int) -> None:
+def test_backoff_zero_initial_stays_zero_for_every_n(factor: float) -> None:
     """initial=0 makes initial * factor**(n-1) zero for every n, huge ones included."""
     schedule = backoff(initial=0.0, factor=factor, max=30.0, jitter=0.0)
-    assert schedule.delay(n, random.Random(0)) == 0.0
+    ns = [1, 2, 50, 1_024, 1_025, 1_026, 10**9]
+    assert [schedule.delay(n, random.Random(0)) for n in ns] == [0.0] * len(ns)
 
 
 def test_backoff_builds_the_backoff_value_object() -> None:
@@ -346,11 +344,13 @@ def test_backoff_builds_the_backoff_value_object() -> None:
             ValueError,
             "backoff(factor=) must be a finite number >= 1, got nan",
         ),
-        ({"factor": "2"}, ValueError, "backoff(factor=) must be a finite number >= 1, got '2'"),
+        ({"factor": "2"}, TypeError, "backoff(factor=) must be a number, got '2'"),
+        ({"factor": True}, TypeError, "backoff(factor=) must be a number, got True"),
         ({"jitter": -0.1}, ValueError, "backoff(jitter=) must be from 0 to 1, got -0.1"),
         ({"jitter": 1.5}, ValueError, "backoff(jitter=) must be from 0 to 1, got 1.5"),
         ({"jitter": math.nan}, ValueError, "backoff(jitter=) must be from 0 to 1, got nan"),
-        ({"jitter": "0.1"}, ValueError, "backoff(jitter=) must be from 0 to 1, got '0.1'"),
+        ({"jitter": "0.1"}, TypeError, "backoff(jitter=) must be a number, got '0.1'"),
+        ({"jitter": True}, TypeError, "backoff(jitter=) must be a number, got True"),
         (
             {"initial": 5.0, "max": 2.0},
             ValueError,
@@ -367,9 +367,8 @@ def test_backoff_rejects_bad_settings(
     kwargs: dict[str, object], error: type[Exception], message: str
 ) -> None:
     """backoff() raises an error naming the argument and the value it got."""
-    with pytest.raises(error) as info:
+    with pytest.raises(error, match=_exactly(message)):
         backoff(**kwargs)  # type: ignore[arg-type]
-    assert str(info.value) == message
 
 
 def test_backoff_class_validates_like_the_factory() -> None:

@@ -1,0 +1,772 @@
+"""Tests for ``asyncpoll._ratelimit``: RateLimit, the GCRA TokenBucket and the async Limiter.
+
+The bucket tests feed clock readings by hand; the Limiter tests run in virtual time on
+asyncio and trio (see conftest.py), so every ``anyio.current_time()`` reading is exact.
+Rates are chosen so that every interval is a power of two and all figures are exact.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from typing import Any
+
+import anyio
+import attrs
+import pytest
+
+import asyncpoll
+from asyncpoll import AnyioClock, Limiter, RateLimit, TokenBucket
+
+
+def _exactly(message: str) -> str:
+    """A ``match=`` pattern that accepts ``message`` and nothing else."""
+    return f"^{re.escape(message)}$"
+
+
+# --- RateLimit -----------------------------------------------------------------------
+
+
+def test_rate_limit_defaults() -> None:
+    """RateLimit(rate) means ``rate`` requests per second, evenly spaced (burst 1)."""
+    limit = RateLimit(10)
+    assert (limit.rate, limit.per, limit.burst) == (10, 1.0, 1)
+
+
+@pytest.mark.parametrize(
+    ("limit", "per_second"),
+    [
+        (RateLimit(10), 10.0),
+        (RateLimit(60, per=60.0, burst=5), 1.0),
+        (RateLimit(1, per=4.0), 0.25),
+        (RateLimit(0.5), 0.5),
+        (RateLimit(3, per=0.5), 6.0),
+    ],
+)
+def test_rate_limit_per_second(limit: RateLimit, per_second: float) -> None:
+    """per_second is rate divided by per."""
+    assert limit.per_second == per_second
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"rate": 0}, ValueError, "RateLimit(rate) must be a finite number > 0, got 0"),
+        ({"rate": -1.5}, ValueError, "RateLimit(rate) must be a finite number > 0, got -1.5"),
+        ({"rate": math.inf}, ValueError, "RateLimit(rate) must be a finite number > 0, got inf"),
+        ({"rate": math.nan}, ValueError, "RateLimit(rate) must be a finite number > 0, got nan"),
+        ({"rate": "10"}, TypeError, "RateLimit(rate) must be a number, got '10'"),
+        ({"rate": None}, TypeError, "RateLimit(rate) must be a number, got None"),
+        ({"rate": True}, TypeError, "RateLimit(rate) must be a number, got True"),
+        ({"rate": 1, "per": 0}, ValueError, "RateLimit(per=) must be a finite number > 0, got 0"),
+        (
+            {"rate": 1, "per": -60.0},
+            ValueError,
+            "RateLimit(per=) must be a finite number > 0, got -60.0",
+        ),
+        (
+            {"rate": 1, "per": math.inf},
+            ValueError,
+            "RateLimit(per=) must be a finite number > 0, got inf",
+        ),
+        ({"rate": 1, "per": "1"}, TypeError, "RateLimit(per=) must be a number, got '1'"),
+        ({"rate": 1, "per": False}, TypeError, "RateLimit(per=) must be a number, got False"),
+        (
+            {"rate": 1, "burst": 0},
+            ValueError,
+            "RateLimit(burst=) must be a whole number >= 1, got 0",
+        ),
+        (
+            {"rate": 1, "burst": -3},
+            ValueError,
+            "RateLimit(burst=) must be a whole number >= 1, got -3",
+        ),
+        (
+            {"rate": 1, "burst": 1.5},
+            ValueError,
+            "RateLimit(burst=) must be a whole number >= 1, got 1.5",
+        ),
+        (
+            {"rate": 1, "burst": 2.0},
+            ValueError,
+            "RateLimit(burst=) must be a whole number >= 1, got 2.0",
+        ),
+        (
+            {"rate": 1, "burst": True},
+            ValueError,
+            "RateLimit(burst=) must be a whole number >= 1, got True",
+        ),
+        (
+            {"rate": 1, "burst": "2"},
+            ValueError,
+            "RateLimit(burst=) must be a whole number >= 1, got '2'",
+        ),
+    ],
+)
+def test_rate_limit_validation(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """Invalid settings raise an error naming the argument and quoting the value."""
+    with pytest.raises(error, match=_exactly(message)):
+        RateLimit(**kwargs)
+
+
+def test_rate_limit_is_frozen_with_value_equality() -> None:
+    """RateLimit is immutable and compares by value."""
+    limit = RateLimit(60, per=60.0, burst=5)
+    assert limit == RateLimit(60, 60.0, 5)
+    assert limit != RateLimit(60, 60.0, 4)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        limit.rate = 1  # type: ignore[misc]
+
+
+def test_rate_limit_repr() -> None:
+    """RateLimit's repr shows its three settings."""
+    assert repr(RateLimit(60, per=60.0, burst=5)) == "RateLimit(rate=60, per=60.0, burst=5)"
+
+
+def test_coerce_none_is_no_limit() -> None:
+    """RateLimit.coerce(None) is None: no rate limit."""
+    assert RateLimit.coerce(None) is None
+
+
+def test_coerce_passes_a_rate_limit_through() -> None:
+    """RateLimit.coerce returns a RateLimit unchanged (the very object)."""
+    limit = RateLimit(5, per=2.0, burst=3)
+    assert RateLimit.coerce(limit) is limit
+
+
+@pytest.mark.parametrize("value", [5, 0.5, 100.0])
+def test_coerce_a_number_is_requests_per_second(value: float) -> None:
+    """RateLimit.coerce(number) is that many requests per second, burst 1."""
+    assert RateLimit.coerce(value) == RateLimit(value, per=1.0, burst=1)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(True, "True"), ("5", "'5'"), ([5], "[5]"), ((5, 1.0), "(5, 1.0)")],
+)
+def test_coerce_rejects_other_types(value: Any, shown: str) -> None:
+    """RateLimit.coerce raises TypeError, quoting the value, for anything else."""
+    message = (
+        "rate_limit must be a RateLimit, a number of requests per second or None, got " + shown
+    )
+    with pytest.raises(TypeError, match=_exactly(message)):
+        RateLimit.coerce(value)
+
+
+@pytest.mark.parametrize(("value", "shown"), [(0, "0"), (-2, "-2"), (math.nan, "nan")])
+def test_coerce_validates_numbers(value: float, shown: str) -> None:
+    """RateLimit.coerce applies RateLimit's validation to a number."""
+    with pytest.raises(
+        ValueError, match=_exactly(f"RateLimit(rate) must be a finite number > 0, got {shown}")
+    ):
+        RateLimit.coerce(value)
+
+
+# --- TokenBucket: grant times ---------------------------------------------------------
+
+
+def _reserve(bucket: TokenBucket, now: float, count: int) -> list[float]:
+    return [bucket.reserve(now) for _ in range(count)]
+
+
+def test_bucket_burst_at_once_then_spaced() -> None:
+    """``burst`` requests are granted at once, then one every 1/rate seconds."""
+    bucket = TokenBucket(RateLimit(4, burst=3))
+    assert _reserve(bucket, 0.0, 8) == [0.0, 0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25]
+    assert bucket.granted == 8
+
+
+def test_bucket_burst_one_is_evenly_spaced() -> None:
+    """With burst 1 every request is 1/rate seconds after the one before."""
+    bucket = TokenBucket(RateLimit(2))
+    assert _reserve(bucket, 0.0, 5) == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def test_bucket_honours_per() -> None:
+    """RateLimit(60, per=60, burst=5): five at once, then one a second."""
+    bucket = TokenBucket(RateLimit(60, per=60.0, burst=5))
+    assert _reserve(bucket, 100.0, 8) == [100.0] * 5 + [101.0, 102.0, 103.0]
+
+
+def test_bucket_grants_start_at_the_first_reading() -> None:
+    """Grant times are clock readings: a bucket first used at t=1000 grants from 1000."""
+    bucket = TokenBucket(RateLimit(2))
+    assert _reserve(bucket, 1000.0, 3) == [1000.0, 1000.5, 1001.0]
+
+
+def test_bucket_refills_at_rate_while_idle() -> None:
+    """Tokens come back at ``rate`` per second: half a second refills two of them at 4/s."""
+    bucket = TokenBucket(RateLimit(4, burst=3))
+    assert _reserve(bucket, 0.0, 3) == [0.0, 0.0, 0.0]
+    assert bucket.tokens(0.5) == 2.0
+    assert _reserve(bucket, 0.5, 4) == [0.5, 0.5, 0.75, 1.0]
+
+
+def test_bucket_refill_never_exceeds_burst() -> None:
+    """After a long idle spell only ``burst`` requests go at once."""
+    bucket = TokenBucket(RateLimit(4, burst=3))
+    _reserve(bucket, 0.0, 10)
+    assert _reserve(bucket, 500.0, 5) == [500.0, 500.0, 500.0, 500.25, 500.5]
+
+
+def test_bucket_slow_demand_is_never_delayed() -> None:
+    """Requests spaced wider than 1/rate are all granted at the moment they ask."""
+    bucket = TokenBucket(RateLimit(2))
+    assert [bucket.reserve(t) for t in (0.0, 0.5, 1.25, 3.0, 3.5)] == [0.0, 0.5, 1.25, 3.0, 3.5]
+
+
+def test_bucket_request_arriving_mid_wait_queues_behind_the_others() -> None:
+    """A request arriving while others wait gets the next free slot after theirs."""
+    bucket = TokenBucket(RateLimit(2))
+    assert _reserve(bucket, 0.0, 3) == [0.0, 0.5, 1.0]
+    assert bucket.reserve(0.25) == 1.5
+    assert bucket.reserve(1.75) == 2.0
+    assert bucket.reserve(3.0) == 3.0
+
+
+def _demand(seed: int, limit: RateLimit, steps: int) -> tuple[list[float], list[float]]:
+    """Drive a bucket with pseudo-random demand; return (grant times, request times).
+
+    Each step the clock moves on by a pseudo-random amount (often not at all) and a
+    pseudo-random number of requests is reserved; now and then the latest reservation is
+    cancelled. Only reservations that stay granted are returned.
+    """
+    rng = random.Random(seed)
+    bucket = TokenBucket(limit)
+    interval = 1.0 / limit.per_second
+    now = rng.uniform(-50.0, 50.0)
+    grants: list[float] = []
+    asked: list[float] = []
+    for _ in range(steps):
+        now += rng.choice([0.0, 0.0, interval / 7, interval / 2, interval, 3 * interval]) * (
+            rng.random() * 2
+        )
+        for _ in range(rng.randint(0, 2 * limit.burst + 1)):
+            at = bucket.reserve(now)
+            assert at >= now
+            grants.append(at)
+            asked.append(now)
+        if grants and rng.random() < 0.2:
+            before = bucket.granted
+            bucket.cancel(grants[-1])
+            if bucket.granted == before - 1:
+                grants.pop()
+                asked.pop()
+        assert bucket.granted == len(grants)
+    return grants, asked
+
+
+LIMITS = [
+    RateLimit(1),
+    RateLimit(4, burst=3),
+    RateLimit(10, burst=1),
+    RateLimit(3, burst=7),
+    RateLimit(60, per=60.0, burst=5),
+    RateLimit(7, per=2.0, burst=2),
+]
+
+
+def _tightest_window(grants: list[float], burst: int, rate: float) -> float:
+    """min over all i <= j of burst + rate * (t_j - t_i) - (j - i + 1), for sorted grants.
+
+    Negative means some window held more grants than the bound allows. The slack of
+    window (i, j) is burst - (a_j - b_i) with a_j = j + 1 - rate * t_j and
+    b_i = i - rate * t_i, so a running maximum of a_j from the right covers every pair.
+    """
+    tightest = math.inf
+    best_a = -math.inf
+    for k in range(len(grants) - 1, -1, -1):
+        best_a = max(best_a, k + 1 - rate * grants[k])
+        tightest = min(tightest, burst - (best_a - (k - rate * grants[k])))
+    return tightest
+
+
+def _tightest_window_by_brute_force(grants: list[float], burst: int, rate: float) -> float:
+    return min(
+        burst + rate * (grants[j] - grants[i]) - (j - i + 1)
+        for i in range(len(grants))
+        for j in range(i, len(grants))
+    )
+
+
+@pytest.mark.parametrize(
+    ("grants", "burst", "rate", "slack"),
+    [
+        ([0.0, 0.0], 1, 1.0, -1.0),
+        ([0.0, 1.0, 2.0], 1, 1.0, 0.0),
+        ([0.0, 0.5, 2.0], 1, 1.0, -0.5),
+        ([0.0, 0.0, 0.0, 0.25, 0.5], 3, 4.0, 0.0),
+        ([0.0, 0.0, 0.0, 0.25, 0.375], 3, 4.0, -0.5),
+        ([5.0], 2, 1.0, 1.0),
+    ],
+)
+def test_window_checker_finds_the_tightest_window(
+    grants: list[float], burst: int, rate: float, slack: float
+) -> None:
+    """The window checker used below reports violations, agreeing with brute force."""
+    assert _tightest_window(grants, burst, rate) == slack
+    assert _tightest_window_by_brute_force(grants, burst, rate) == slack
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("limit", LIMITS, ids=repr)
+def test_bucket_window_bound_holds_for_every_window(limit: RateLimit, seed: int) -> None:
+    """For every pair of grants i <= j, j - i + 1 <= burst + rate * (t_j - t_i)."""
+    grants, _ = _demand(seed, limit, steps=250)
+    assert len(grants) >= 300  # the demand is heavy enough to make the bound bite
+    assert grants == sorted(grants)
+    tightest = _tightest_window(grants, limit.burst, limit.per_second)
+    assert tightest >= -1e-9
+    # The limiter is not over-cautious: some window is filled right up to the bound.
+    assert tightest == pytest.approx(0.0, abs=1e-9)
+    # Cross-check the fast checker against every pair on a prefix.
+    prefix = grants[:150]
+    assert _tightest_window_by_brute_force(prefix, limit.burst, limit.per_second) == pytest.approx(
+        _tightest_window(prefix, limit.burst, limit.per_second), abs=1e-9
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("limit", LIMITS, ids=repr)
+def test_bucket_grants_are_first_come_first_served(limit: RateLimit, seed: int) -> None:
+    """Grant times never decrease in the order requests were made, and never precede them."""
+    grants, asked = _demand(seed, limit, steps=250)
+    assert grants == sorted(grants)
+    assert all(at >= now for at, now in zip(grants, asked, strict=True))
+
+
+@pytest.mark.parametrize("limit", LIMITS, ids=repr)
+def test_bucket_saturated_throughput_is_exact(limit: RateLimit) -> None:
+    """Under continuous demand from t=0, grant k (k >= burst) is at (k - burst + 1)/rate."""
+    bucket = TokenBucket(limit)
+    interval = 1.0 / limit.per_second
+    grants = _reserve(bucket, 0.0, limit.burst + 20)
+    expected = [0.0] * limit.burst + [k * interval for k in range(1, 21)]
+    assert grants == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+# --- TokenBucket: cancel ---------------------------------------------------------------
+
+
+def test_cancel_latest_waiting_slot_gives_it_back() -> None:
+    """Cancelling the latest reservation returns its slot: the next request gets that time."""
+    bucket = TokenBucket(RateLimit(2))
+    assert _reserve(bucket, 0.0, 3) == [0.0, 0.5, 1.0]
+    bucket.cancel(1.0)
+    assert bucket.granted == 2
+    assert bucket.reserve(0.0) == 1.0
+
+
+def test_cancel_latest_slots_one_after_another() -> None:
+    """After the latest slot is returned, the one before it becomes the latest and can be too."""
+    bucket = TokenBucket(RateLimit(4, burst=2))
+    assert _reserve(bucket, 0.0, 5) == [0.0, 0.0, 0.25, 0.5, 0.75]
+    bucket.cancel(0.75)
+    bucket.cancel(0.5)
+    bucket.cancel(0.25)
+    assert bucket.granted == 2
+    assert _reserve(bucket, 0.0, 2) == [0.25, 0.5]
+
+
+def test_cancel_earlier_slot_does_not_give_it_back() -> None:
+    """Cancelling a reservation that is not the latest changes nothing for later requests."""
+    bucket = TokenBucket(RateLimit(2))
+    assert _reserve(bucket, 0.0, 3) == [0.0, 0.5, 1.0]
+    bucket.cancel(0.5)
+    assert bucket.granted == 3
+    assert bucket.reserve(0.0) == 1.5
+
+
+def test_cancel_unknown_time_does_nothing() -> None:
+    """Cancelling a time no reservation holds is a no-op."""
+    bucket = TokenBucket(RateLimit(2))
+    _reserve(bucket, 0.0, 2)
+    bucket.cancel(7.0)
+    assert bucket.granted == 2
+    assert bucket.reserve(0.0) == 1.0
+
+
+def test_cancel_on_fresh_bucket_does_nothing() -> None:
+    """Cancelling before any reservation leaves a full bucket."""
+    bucket = TokenBucket(RateLimit(4, burst=3))
+    bucket.cancel(0.0)
+    assert bucket.granted == 0
+    assert bucket.tokens(0.0) == 3.0
+    assert _reserve(bucket, 0.0, 4) == [0.0, 0.0, 0.0, 0.25]
+
+
+@pytest.mark.parametrize("burst", [1, 2, 5])
+def test_cancel_latest_immediate_slot_gives_it_back(burst: int) -> None:
+    """Cancelling the latest reservation returns its slot even when it was granted at once."""
+    bucket = TokenBucket(RateLimit(1, burst=burst))
+    assert bucket.reserve(10.0) == 10.0
+    bucket.cancel(10.0)
+    assert bucket.granted == 0
+    assert bucket.tokens(10.0) == float(burst)
+    assert _reserve(bucket, 10.0, burst) == [10.0] * burst
+
+
+# --- TokenBucket: tokens and has_capacity ----------------------------------------------
+
+
+def test_fresh_bucket_is_full() -> None:
+    """A new bucket holds ``burst`` tokens and has capacity at any reading."""
+    bucket = TokenBucket(RateLimit(4, burst=3))
+    assert bucket.granted == 0
+    assert bucket.limit == RateLimit(4, burst=3)
+    for now in (-1e9, 0.0, 123.5):
+        assert bucket.tokens(now) == 3.0
+        assert bucket.has_capacity(now)
+
+
+def test_tokens_drain_and_refill_exactly() -> None:
+    """tokens() counts what could go now, including fractions, from 0 up to ``burst``."""
+    bucket = TokenBucket(RateLimit(4, burst=3))
+    assert [bucket.tokens(0.0)] + [bucket.tokens(0.0) for _ in _reserve(bucket, 0.0, 1)] == [
+        3.0,
+        2.0,
+    ]
+    _reserve(bucket, 0.0, 2)
+    readings = [0.0, 0.125, 0.25, 0.5, 0.625, 0.75, 10.0]
+    assert [bucket.tokens(t) for t in readings] == [0.0, 0.5, 1.0, 2.0, 2.5, 3.0, 3.0]
+
+
+def test_tokens_never_go_negative() -> None:
+    """With requests waiting the bucket reads 0 tokens, not a negative number."""
+    bucket = TokenBucket(RateLimit(4, burst=2))
+    _reserve(bucket, 0.0, 10)
+    assert bucket.tokens(0.0) == 0.0
+    assert bucket.tokens(1.875) == 0.0
+    assert bucket.tokens(2.125) == 0.5
+
+
+def test_has_capacity_tracks_the_next_slot() -> None:
+    """has_capacity is False until the next slot's time, then True."""
+    bucket = TokenBucket(RateLimit(4, burst=3))
+    _reserve(bucket, 0.0, 3)
+    assert [bucket.has_capacity(t) for t in (0.0, 0.125, 0.2499, 0.25, 1.0)] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
+@pytest.mark.parametrize("limit", LIMITS, ids=repr)
+def test_has_capacity_predicts_whether_reserve_waits(limit: RateLimit) -> None:
+    """has_capacity(now) is True exactly when reserve(now) would return ``now``."""
+    rng = random.Random(11)
+    bucket = TokenBucket(limit)
+    interval = 1.0 / limit.per_second
+    now = 0.0
+    for _ in range(400):
+        now += rng.choice([0.0, interval / 3, interval, 2 * interval])
+        predicted = bucket.has_capacity(now)
+        assert predicted == (bucket.tokens(now) >= 1.0 - 1e-9)
+        assert (bucket.reserve(now) == now) is predicted
+
+
+# --- Limiter in virtual time -----------------------------------------------------------
+
+
+def _limiter(limit: RateLimit) -> Limiter:
+    return Limiter(limit, AnyioClock())
+
+
+@pytest.mark.anyio
+async def test_limiter_grants_burst_then_spaced_in_fifo_order() -> None:
+    """N concurrent acquirers get exact grant times, in the order they asked."""
+    limiter = _limiter(RateLimit(4, burst=2))
+    asked: list[int] = []
+    granted: list[tuple[int, float]] = []
+
+    async def worker(i: int) -> None:
+        asked.append(i)  # acquire() reserves before its first checkpoint
+        assert await limiter.acquire() is True
+        granted.append((i, anyio.current_time()))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(8):
+            tg.start_soon(worker, i)
+    assert [i for i, _ in granted] == asked
+    assert [t for _, t in granted] == [0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5]
+    assert limiter.granted == 8
+    assert limiter.waiting == 0
+
+
+@pytest.mark.anyio
+async def test_limiter_late_arrival_waits_behind_earlier_waiters() -> None:
+    """A request made while others wait is granted after all of them."""
+    limiter = _limiter(RateLimit(2))
+    times: dict[str, float] = {}
+
+    async def worker(name: str, start: float) -> None:
+        await anyio.sleep_until(start)
+        await limiter.acquire()
+        times[name] = anyio.current_time()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker, "a", 0.0)
+        tg.start_soon(worker, "b", 0.0)
+        tg.start_soon(worker, "c", 0.0)
+        tg.start_soon(worker, "late", 0.25)
+    assert sorted(times.values()) == [0.0, 0.5, 1.0, 1.5]
+    assert times["late"] == 1.5
+
+
+@pytest.mark.anyio
+async def test_limiter_sequential_acquires() -> None:
+    """One task acquiring in a loop is paced at 1/rate after the burst."""
+    limiter = _limiter(RateLimit(8, burst=3))
+    times = []
+    for _ in range(6):
+        await limiter.acquire()
+        times.append(anyio.current_time())
+    assert times == [0.0, 0.0, 0.0, 0.125, 0.25, 0.375]
+
+
+@pytest.mark.anyio
+async def test_limiter_has_capacity_and_properties() -> None:
+    """has_capacity, limit and granted reflect the bucket's live state."""
+    limit = RateLimit(4, burst=2)
+    limiter = _limiter(limit)
+    assert limiter.limit is limit
+    assert limiter.has_capacity()
+    await limiter.acquire()
+    assert limiter.has_capacity()
+    await limiter.acquire()
+    assert not limiter.has_capacity()
+    assert limiter.granted == 2
+    await anyio.sleep(0.25)
+    assert limiter.has_capacity()
+
+
+@pytest.mark.anyio
+async def test_limiter_as_async_context_manager() -> None:
+    """``async with limiter`` waits for a slot like acquire() does."""
+    limiter = _limiter(RateLimit(4))
+    times = []
+    for _ in range(3):
+        async with limiter:
+            times.append(anyio.current_time())
+    assert times == [0.0, 0.25, 0.5]
+    assert limiter.granted == 3
+
+
+@pytest.mark.anyio
+async def test_limiter_context_manager_does_not_swallow_errors() -> None:
+    """An exception raised inside ``async with limiter`` propagates."""
+    limiter = _limiter(RateLimit(4))
+    with pytest.raises(KeyError, match="boom"):
+        async with limiter:
+            raise KeyError("boom")
+
+
+@pytest.mark.anyio
+async def test_acquire_deadline_before_slot_returns_false_and_gives_slot_back() -> None:
+    """A slot after the deadline: acquire sleeps to the deadline, returns False, frees the slot."""
+    limiter = _limiter(RateLimit(2))
+    assert await limiter.acquire() is True
+    assert await limiter.acquire(deadline=0.25) is False
+    assert anyio.current_time() == 0.25
+    assert limiter.granted == 1
+    assert await limiter.acquire() is True
+    assert anyio.current_time() == 0.5  # not 1.0: the refused slot was given back
+    assert limiter.granted == 2
+
+
+@pytest.mark.anyio
+async def test_acquire_deadline_equal_to_slot_returns_false() -> None:
+    """A slot at exactly the deadline counts as too late."""
+    limiter = _limiter(RateLimit(2))
+    await limiter.acquire()
+    assert await limiter.acquire(deadline=0.5) is False
+    assert anyio.current_time() == 0.5
+    assert await limiter.acquire() is True
+    assert anyio.current_time() == 0.5
+
+
+@pytest.mark.anyio
+async def test_acquire_deadline_after_slot_returns_true_at_the_slot() -> None:
+    """A deadline after the slot does not shorten the wait: True at the slot's time."""
+    limiter = _limiter(RateLimit(2))
+    await limiter.acquire()
+    assert await limiter.acquire(deadline=0.75) is True
+    assert anyio.current_time() == 0.5
+
+
+@pytest.mark.anyio
+async def test_acquire_past_deadline_returns_false_at_once() -> None:
+    """A deadline already passed, with no capacity, returns False without waiting."""
+    limiter = _limiter(RateLimit(2))
+    await anyio.sleep(1.0)
+    await limiter.acquire()
+    assert await limiter.acquire(deadline=0.5) is False
+    assert anyio.current_time() == 1.0
+    assert limiter.granted == 1
+
+
+@pytest.mark.anyio
+async def test_acquire_refused_waiter_counts_as_waiting_until_its_deadline() -> None:
+    """A refused acquire is counted in ``waiting`` while it sleeps to its deadline."""
+    limiter = _limiter(RateLimit(1))
+    await limiter.acquire()
+    seen: list[int] = []
+
+    async def refused() -> None:
+        assert await limiter.acquire(deadline=0.5) is False
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(refused)
+        await anyio.sleep(0.25)
+        seen.append(limiter.waiting)
+    seen.append(limiter.waiting)
+    assert seen == [1, 0]
+    assert anyio.current_time() == 0.5
+
+
+async def _cancellable_waiter(
+    limiter: Limiter,
+    name: str,
+    log: dict[str, float],
+    *,
+    task_status: anyio.abc.TaskStatus[anyio.CancelScope],
+) -> None:
+    with anyio.CancelScope() as scope:
+        task_status.started(scope)
+        await limiter.acquire()  # reserves before the parent resumes
+        log[name] = anyio.current_time()
+
+
+@pytest.mark.anyio
+async def test_cancelled_latest_waiter_gives_its_slot_back() -> None:
+    """Cancelling the last waiter returns its slot to the next request."""
+    limiter = _limiter(RateLimit(1))
+    await limiter.acquire()
+    log: dict[str, float] = {}
+    async with anyio.create_task_group() as tg:
+        b = await tg.start(_cancellable_waiter, limiter, "b", log)
+        assert limiter.waiting == 1
+        await anyio.sleep(0.5)
+        b.cancel()
+        await anyio.sleep(0.125)  # let the cancelled waiter unwind
+        assert limiter.waiting == 0
+        assert limiter.granted == 1
+        await limiter.acquire()
+        log["c"] = anyio.current_time()
+    assert log == {"c": 1.0}
+    assert limiter.granted == 2
+
+
+@pytest.mark.anyio
+async def test_cancelled_earlier_waiter_keeps_later_waiters_in_place() -> None:
+    """Cancelling a waiter that is not the last neither moves later waiters nor frees its slot."""
+    limiter = _limiter(RateLimit(1))
+    await limiter.acquire()
+    log: dict[str, float] = {}
+    async with anyio.create_task_group() as tg:
+        b = await tg.start(_cancellable_waiter, limiter, "b", log)
+        await tg.start(_cancellable_waiter, limiter, "c", log)
+        assert limiter.waiting == 2
+        await anyio.sleep(0.5)
+        b.cancel()
+        await limiter.acquire()
+        log["d"] = anyio.current_time()
+    assert log == {"c": 2.0, "d": 3.0}
+    assert limiter.granted == 4
+
+
+@pytest.mark.anyio
+async def test_cancelled_waiters_from_the_back_all_give_slots_back() -> None:
+    """Cancelling waiters newest first returns every one of their slots."""
+    limiter = _limiter(RateLimit(4, burst=2))
+    await limiter.acquire()
+    await limiter.acquire()
+    log: dict[str, float] = {}
+    async with anyio.create_task_group() as tg:
+        scopes = [await tg.start(_cancellable_waiter, limiter, str(i), log) for i in range(3)]
+        assert limiter.waiting == 3
+        for scope in reversed(scopes):
+            scope.cancel()
+            await anyio.sleep(0.0625)  # let the cancelled waiter unwind
+        assert limiter.waiting == 0
+        await limiter.acquire()
+        log["next"] = anyio.current_time()
+    assert log == {"next": 0.25}
+    assert limiter.granted == 3
+
+
+@pytest.mark.anyio
+async def test_limiter_window_bound_in_virtual_time() -> None:
+    """Staggered concurrent acquirers never exceed burst + rate * t in any window."""
+    limit = RateLimit(8, burst=3)
+    limiter = _limiter(limit)
+    rng = random.Random(3)
+    starts = sorted(rng.randrange(0, 256) / 64 for _ in range(80))  # exact binary times
+    grants: list[float] = []
+
+    async def worker(start: float) -> None:
+        await anyio.sleep_until(start)
+        await limiter.acquire()
+        grants.append(anyio.current_time())
+
+    async with anyio.create_task_group() as tg:
+        for start in starts:
+            tg.start_soon(worker, start)
+    assert len(grants) == 80
+    assert grants == sorted(grants)
+    assert _tightest_window_by_brute_force(grants, limit.burst, 8.0) == 0.0
+    # Demand outruns supply: 3 at once, then 8 a second, so the 80th goes 77/8 s after the first.
+    assert grants[0] == starts[0]
+    assert grants[-1] == starts[0] + 77 / 8
+
+
+@pytest.mark.anyio
+async def test_limiter_repr_shows_live_state() -> None:
+    """The repr shows the limit, tokens left, waiters and grants as they change."""
+    limiter = _limiter(RateLimit(4, burst=2))
+    assert repr(limiter) == "<Limiter 4/1s burst=2 tokens=2.00 waiting=0 granted=0>"
+    await limiter.acquire()
+    assert repr(limiter) == "<Limiter 4/1s burst=2 tokens=1.00 waiting=0 granted=1>"
+    shown: list[str] = []
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(limiter.acquire)
+        await anyio.sleep(0.0625)
+        shown.append(repr(limiter))
+        await anyio.sleep(0.5)
+        shown.append(repr(limiter))
+    assert shown == [
+        "<Limiter 4/1s burst=2 tokens=0.00 waiting=3 granted=5>",
+        "<Limiter 4/1s burst=2 tokens=0.00 waiting=1 granted=5>",
+    ]
+    assert anyio.current_time() == 0.75
+    assert repr(limiter) == "<Limiter 4/1s burst=2 tokens=0.00 waiting=0 granted=5>"
+    await anyio.sleep(0.125)
+    assert repr(limiter) == "<Limiter 4/1s burst=2 tokens=0.50 waiting=0 granted=5>"
+    await anyio.sleep(10)
+    assert repr(limiter) == "<Limiter 4/1s burst=2 tokens=2.00 waiting=0 granted=5>"
+
+
+@pytest.mark.anyio
+async def test_limiter_repr_with_period_and_fractional_rate() -> None:
+    """The repr prints rate and period compactly (%g)."""
+    assert repr(_limiter(RateLimit(60, per=60.0, burst=5))) == (
+        "<Limiter 60/60s burst=5 tokens=5.00 waiting=0 granted=0>"
+    )
+    assert repr(_limiter(RateLimit(0.5))) == (
+        "<Limiter 0.5/1s burst=1 tokens=1.00 waiting=0 granted=0>"
+    )
+
+
+def test_rate_limit_names_are_exported() -> None:
+    """The package re-exports RateLimit, TokenBucket and Limiter."""
+    from asyncpoll import _ratelimit
+
+    assert asyncpoll.RateLimit is _ratelimit.RateLimit
+    assert asyncpoll.TokenBucket is _ratelimit.TokenBucket
+    assert asyncpoll.Limiter is _ratelimit.Limiter
