@@ -39,7 +39,7 @@ from ._handle import Callback, Check, JobHandle
 from ._http import HttpxTransport, Transport, TransportFailure
 from ._policy import Verdict, classify, next_delay
 from ._ratelimit import Limiter, RateLimit
-from ._reader import DefaultReader, Reader, parse_retry_after
+from ._reader import DefaultReader, Reader, retry_after_of
 from ._redact import redact_headers, redact_url
 from ._response import Response, excerpt
 from ._schedule import Schedule, backoff
@@ -598,12 +598,12 @@ class TaskPoller:
     def _on_throttled(self, handle: JobHandle, response: Response | None) -> None:
         self._throttled += 1
         handle._throttles += 1
-        hint = None
-        if response is not None:
-            hint = parse_retry_after(
-                response.headers.get("retry-after"), date=response.headers.get("date")
-            )
-        delay = next_delay(self._retry_schedule, handle._throttles, hint, self._rng)
+        self._retry_later(handle, handle._throttles, response)
+
+    def _retry_later(self, handle: JobHandle, n: int, response: Response | None) -> None:
+        """Reschedule after a failed request: the retry schedule, raised to any hint."""
+        hint = None if response is None else retry_after_of(response)
+        delay = next_delay(self._retry_schedule, n, hint, self._rng)
         self._push(handle, self._clock.now() + delay)
 
     def _on_transient(
@@ -635,13 +635,7 @@ class TaskPoller:
             return
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("job %r: transient failure %d: %s", handle.job_id, handle._errors, failure)
-        hint = None
-        if response is not None:
-            hint = parse_retry_after(
-                response.headers.get("retry-after"), date=response.headers.get("date")
-            )
-        delay = next_delay(self._retry_schedule, handle._errors, hint, self._rng)
-        self._push(handle, self._clock.now() + delay)
+        self._retry_later(handle, handle._errors, response)
 
     def _on_fatal(
         self, handle: JobHandle, failure: BaseException | None, response: Response | None

@@ -21,7 +21,7 @@ from ._errors import PollError
 from ._response import Response, excerpt
 from ._status import JobState, Status
 
-__all__ = ["DEFAULT_STATES", "DefaultReader", "Reader", "parse_retry_after"]
+__all__ = ["DEFAULT_STATES", "DefaultReader", "Reader", "parse_retry_after", "retry_after_of"]
 
 logger = logging.getLogger("asyncpoll")
 
@@ -117,17 +117,34 @@ def _progress(value: Any) -> float | None:
     return min(1.0, max(0.0, fraction))
 
 
-def _error_text(body: Mapping[str, Any], data: Mapping[str, Any] | None) -> str | None:
-    for scope in (body, data):
-        if scope is None:
-            continue
-        for key in _ERROR_KEYS:
-            value = scope.get(key)
-            if isinstance(value, Mapping):
-                value = value.get("message") or value.get("msg") or value.get("detail")
-            if isinstance(value, str) and value:
-                return value
+def _text(value: Any) -> str | None:
+    """Error text from a string or an ``{"message": ...}`` object."""
+    if isinstance(value, Mapping):
+        value = value.get("message") or value.get("msg") or value.get("detail")
+    return value if isinstance(value, str) and value else None
+
+
+def _word(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _find(
+    scopes: tuple[Mapping[str, Any], ...], keys: tuple[str, ...], convert: Callable[[Any], Any]
+) -> Any:
+    """The first readable value under one of ``keys``, top level first, else None."""
+    for scope in scopes:
+        for key in keys:
+            if key in scope:
+                value = convert(scope[key])
+                if value is not None:
+                    return value
     return None
+
+
+def retry_after_of(response: Response) -> float | None:
+    """Seconds the response's ``Retry-After`` header asks to wait, or None."""
+    headers = response.headers
+    return parse_retry_after(headers.get("retry-after"), date=headers.get("date"))
 
 
 class DefaultReader:
@@ -178,18 +195,8 @@ class DefaultReader:
                 f"expected a JSON object with a status, received {excerpt(response.content)}"
             )
         data = body.get("data")
-        data = data if isinstance(data, Mapping) else None
-        word = None
-        for scope in (body, data):
-            if scope is None:
-                continue
-            for key in _STATE_KEYS:
-                value = scope.get(key)
-                if isinstance(value, str):
-                    word = value
-                    break
-            if word is not None:
-                break
+        scopes = (body, data) if isinstance(data, Mapping) else (body,)
+        word = _find(scopes, _STATE_KEYS, _word)
         if word is None:
             raise ValueError(
                 "no job state in the response (looked for 'status' or 'state', at the top "
@@ -198,29 +205,19 @@ class DefaultReader:
         state = self.states.get(word.lower())
         if state is None:
             state = self._unknown(word, response)
-        progress = None
-        for scope in (body, data):
-            if scope is not None and "progress" in scope:
-                progress = _progress(scope["progress"])
-                break
+        progress = _find(scopes, ("progress",), _progress)
         result = error = None
         if state is JobState.SUCCEEDED:
-            if "result" in body:
-                result = body["result"]
-            elif data is not None and "result" in data:
-                result = data["result"]
-            else:
-                result = body
+            result = next((scope["result"] for scope in scopes if "result" in scope), body)
             progress = 1.0
         elif state in (JobState.FAILED, JobState.CANCELLED):
-            error = _error_text(body, data)
-        headers = response.headers
+            error = _find(scopes, _ERROR_KEYS, _text)
         return Status(
             state=state,
             progress=progress,
             result=result,
             error=error,
-            retry_after=parse_retry_after(headers.get("retry-after"), date=headers.get("date")),
+            retry_after=retry_after_of(response),
             http_status=response.status_code,
             raw=body,
         )
