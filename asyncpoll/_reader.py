@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ._errors import PollError
 from ._response import Response, excerpt
@@ -25,7 +25,17 @@ __all__ = ["DEFAULT_STATES", "DefaultReader", "Reader", "parse_retry_after", "re
 
 logger = logging.getLogger("asyncpoll")
 
-Reader = Callable[[Response], Status]
+class Reader(Protocol):
+    """Anything that turns a 2xx ``Response`` into a ``Status``: a function or an object.
+
+    Raise ``PollError`` for a response that can never be read (the job ends ERRORED at
+    once); any other exception is a transient failure counted against ``max_errors``.
+    """
+
+    def __call__(self, response: Response, /) -> Status:
+        """Read one response."""
+        ...
+
 
 #: The state words the default reader knows, lower case.
 DEFAULT_STATES: Mapping[str, JobState] = {
