@@ -9,8 +9,9 @@ change to the engine.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
-from typing import Protocol
+import zlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from typing import Protocol, cast
 
 import httpx
 
@@ -27,6 +28,8 @@ __all__ = [
 
 #: Largest status body read, in decoded bytes; a larger one is refused, not buffered.
 DEFAULT_MAX_BODY = 1024 * 1024
+#: The encodings asked for: the ones this module inflates under the size cap.
+ACCEPT_ENCODING = "gzip, deflate"
 
 
 class TransportFailure(Exception):
@@ -109,7 +112,7 @@ class HttpxTransport:
             )
         self._client = client
         # The poller's headers go on each request so a caller's client keeps its own too.
-        self._headers = httpx.Headers(headers or {})
+        self._headers = httpx.Headers({"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})})
         self._max_body = max_body
 
     @property
@@ -123,34 +126,101 @@ class HttpxTransport:
             async with self._client.stream(
                 "GET", url, headers=self._headers, follow_redirects=False
             ) as r:
-                chunks = []
-                size = 0
-                async for chunk in r.aiter_bytes():
-                    size += len(chunk)
-                    if size > self._max_body:
-                        raise TransportFailure(
-                            f"the response to GET {redact_url(str(r.url))} is larger than "
-                            f"{self._max_body} bytes; refusing to read more",
-                            transient=False,
-                        )
-                    chunks.append(chunk)
+                content = await _read_capped(r, self._max_body)
                 return Response(
                     status_code=r.status_code,
                     headers=_join_headers(r.headers),
-                    content=b"".join(chunks),
+                    content=content,
                     url=redact_url(str(r.url)),
                 )
         except httpx.HTTPError as exc:
             raise _translate(exc, url) from exc
         except httpx.InvalidURL as exc:
-            raise TransportFailure(
-                f"invalid URL {redact_url(url)!r}: {exc}", transient=False
-            ) from exc
+            message = f"invalid URL {redact_url(url)!r}: {exc}"
+            raise TransportFailure(message, transient=False) from exc
 
     async def aclose(self) -> None:
         """Close the client if this transport made it."""
         if self._owns_client:
             await self._client.aclose()
+
+
+async def _read_capped(r: httpx.Response, cap: int) -> bytes:
+    """The decoded body of ``r``, refused as soon as it passes ``cap`` bytes.
+
+    gzip and deflate are inflated here, never more than the cap allows at a time, so a
+    small compressed body cannot balloon in memory (httpx would inflate each whole
+    network chunk before a size check could see it).
+    """
+    try:
+        content = r.content  # already read, and decoded, by an in-process transport
+    except httpx.ResponseNotRead:
+        pass
+    else:
+        if len(content) > cap:
+            raise _too_large(r, cap)
+        return content
+    encoding = r.headers.get("content-encoding", "").strip().lower()
+    inflater = None
+    if encoding in ("gzip", "x-gzip"):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        inflater = zlib.decompressobj()
+    elif encoding not in ("", "identity"):
+        # Not asked for (see ACCEPT_ENCODING); httpx decodes it, chunk by chunk.
+        return await _collect(r.aiter_bytes(), cap, r)
+    if inflater is None:
+        return await _collect(r.aiter_raw(), cap, r)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        # aclosing: leaving the loop early must close httpx's generator, not leave it to
+        # the garbage collector.
+        async with _closing(r.aiter_raw()) as raws:
+            async for raw in raws:
+                data = raw
+                while data:
+                    out = inflater.decompress(data, cap - size + 1)
+                    size += len(out)
+                    if size > cap:
+                        raise _too_large(r, cap)
+                    chunks.append(out)
+                    data = inflater.unconsumed_tail
+        out = inflater.flush()
+    except zlib.error as exc:
+        raise TransportFailure(
+            f"the {encoding} body of GET {redact_url(str(r.url))} is corrupt: {exc}",
+            transient=True,
+        ) from exc
+    if size + len(out) > cap:
+        raise _too_large(r, cap)
+    chunks.append(out)
+    return b"".join(chunks)
+
+
+async def _collect(chunks: AsyncIterator[bytes], cap: int, r: httpx.Response) -> bytes:
+    parts = []
+    size = 0
+    async with _closing(chunks) as chunk_stream:
+        async for chunk in chunk_stream:
+            size += len(chunk)
+            if size > cap:
+                raise _too_large(r, cap)
+            parts.append(chunk)
+    return b"".join(parts)
+
+
+def _closing(chunks: AsyncIterator[bytes]) -> contextlib.aclosing[AsyncGenerator[bytes, None]]:
+    """Close httpx's body generator on leaving early, not at garbage collection."""
+    return contextlib.aclosing(cast("AsyncGenerator[bytes, None]", chunks))
+
+
+def _too_large(r: httpx.Response, cap: int) -> TransportFailure:
+    return TransportFailure(
+        f"the response to GET {redact_url(str(r.url))} is larger than {cap} bytes "
+        "(decoded); refusing to read more",
+        transient=False,
+    )
 
 
 def _join_headers(headers: httpx.Headers) -> dict[str, str]:

@@ -10,7 +10,7 @@ import random
 
 from ._schedule import Schedule
 
-__all__ = ["Verdict", "classify", "next_delay"]
+__all__ = ["Verdict", "checked_delay", "classify", "next_delay"]
 
 
 class Verdict(enum.Enum):
@@ -43,7 +43,23 @@ def next_delay(schedule: Schedule, n: int, hint: float | None, rng: random.Rando
         hint: the server's ``Retry-After`` in seconds, or None.
         rng: randomness for jitter.
     """
-    delay = schedule.delay(n, rng)
+    delay = checked_delay(schedule, n, rng)
     if hint is not None and hint > delay:
         return hint
     return delay
+
+
+def checked_delay(schedule: Schedule, n: int, rng: random.Random) -> float:
+    """``schedule.delay(n, rng)``, refused unless it is a number of seconds >= 0.
+
+    Raises:
+        ValueError: the schedule returned NaN, a negative number or a non-number; a
+            bad due time must cost its job, never the scheduler's heap.
+    """
+    delay = schedule.delay(n, rng)
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not delay >= 0.0:
+        raise ValueError(
+            f"schedule {schedule!r} returned {delay!r} for n={n}; a delay must be a number "
+            "of seconds >= 0"
+        )
+    return float(delay)

@@ -37,7 +37,7 @@ from ._clock import AnyioClock, Clock
 from ._errors import JobCancelled, JobFailed, JobTimeout, PollError
 from ._handle import Callback, Check, JobHandle
 from ._http import HttpxTransport, Transport, TransportFailure
-from ._policy import Verdict, classify, next_delay
+from ._policy import Verdict, checked_delay, classify, next_delay
 from ._ratelimit import Limiter, RateLimit
 from ._reader import DefaultReader, Reader, retry_after_of
 from ._redact import redact_headers, redact_url
@@ -317,9 +317,14 @@ class TaskPoller:
         return not self._active and self._pending_callbacks == 0
 
     def _wake_if_idle(self) -> None:
-        if self._idle_event is not None and self._idle():
+        if not self._idle():
+            return
+        if self._idle_event is not None:
             self._idle_event.set()
             self._idle_event = None
+        if self._finish_event is not None:  # as_completed() re-checks whether to stop
+            self._finish_event.set()
+            self._finish_event = None
 
     def _check_open(self) -> None:
         if self._lifecycle is _Lifecycle.OPEN:
@@ -390,6 +395,7 @@ class TaskPoller:
         _check_callback("on_done", on_done)
         _check_callback("on_progress", on_progress)
         now = self._clock.now()
+        first_delay = checked_delay(sched, 0, self._rng)  # may raise: nothing registered yet
         deadline = None if job_timeout is None else now + job_timeout
         handle = JobHandle(
             self,
@@ -405,7 +411,11 @@ class TaskPoller:
         )
         self._active[key] = handle
         self._handles[key] = handle
-        self._push(handle, now + sched.delay(0, self._rng))
+        self._push(handle, now + first_delay)
+        if deadline is not None:
+            # A second entry at the deadline times the job out even while it waits for a
+            # free worker or sits in a request; poll entries are capped at it too.
+            self._push(handle, deadline)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("job %r added (%s)", key, redact_url(url) if url else "check=")
         return handle
@@ -484,8 +494,10 @@ class TaskPoller:
                 handle._attempts += 1
                 self._requests += 1
                 limit = bound - clock.now()
-                if self._request_timeout is not None and self._request_timeout < limit:
-                    limit = self._request_timeout
+                request_timeout = self._request_timeout
+                by_deadline = request_timeout is None or limit <= request_timeout
+                if request_timeout is not None and not by_deadline:
+                    limit = request_timeout
                 with anyio.move_on_after(None if limit == math.inf else limit) as request_scope:
                     try:
                         if handle._check is not None:
@@ -500,8 +512,14 @@ class TaskPoller:
                         failure, verdict = exc, Verdict.FATAL
                     except Exception as exc:
                         failure, verdict = exc, Verdict.TRANSIENT
+                    except anyio.get_cancelled_exc_class() as exc:
+                        # A real cancellation (this job's, the request limit's, the
+                        # poller's) raises again here; one that user code raised on its
+                        # own (an SDK's cancelled future) is this job's failure.
+                        await anyio.lowlevel.checkpoint_if_cancelled()
+                        failure, verdict = exc, Verdict.TRANSIENT
                 if request_scope.cancelled_caught:
-                    if clock.now() >= bound:
+                    if by_deadline:
                         timed_out = True
                     else:
                         failure = TimeoutError(
@@ -642,13 +660,16 @@ class TaskPoller:
     ) -> None:
         http_status = response.status_code if response is not None else None
         if isinstance(failure, PollError):
-            failure.job_id = handle.job_id
-            failure.url = self._shown_url(handle)
-            if failure.http_status is None:
-                failure.http_status = http_status
-            if failure.status is None:
-                failure.status = handle._status
-            exc = failure
+            # A copy: a reader may raise one instance for many jobs.
+            exc = PollError(
+                failure.message,
+                job_id=handle.job_id,
+                url=self._shown_url(handle),
+                http_status=failure.http_status if failure.http_status is not None else http_status,
+                cause=failure.cause,
+                status=failure.status if failure.status is not None else handle._status,
+            )
+            exc.__cause__ = failure
         elif response is not None and failure is None:
             hint = {
                 401: "check the credentials in headers=",
@@ -672,11 +693,13 @@ class TaskPoller:
                 cause=failure,
                 status=handle._status,
             )
-        if exc.cause is None and failure is not None and failure is not exc:
+        if exc.cause is None and failure is not None and not isinstance(failure, PollError):
             exc.cause = failure
         self._finish(handle, JobState.ERRORED, exc=exc)
 
     def _time_out(self, handle: JobHandle) -> None:
+        if handle._scope is not None:
+            handle._scope.cancel()
         self._finish(
             handle,
             JobState.TIMED_OUT,
@@ -756,6 +779,10 @@ class TaskPoller:
                     if inspect.isawaitable(outcome):
                         await outcome
                 except Exception:
+                    self._callback_errors += 1
+                    logger.exception("callback %r raised for job %r", fn, handle.job_id)
+                except anyio.get_cancelled_exc_class():
+                    await anyio.lowlevel.checkpoint_if_cancelled()  # re-raises a real one
                     self._callback_errors += 1
                     logger.exception("callback %r raised for job %r", fn, handle.job_id)
                 finally:
@@ -894,7 +921,9 @@ class AsCompleted:
                     assert self._remaining is not None
                     self._remaining -= 1
                     return handle
-            if (self._remaining == 0) if wanted is not None else not poller._active:
+            # Following every job, stop once none is in flight and no callback that might
+            # add one is pending.
+            if (self._remaining == 0) if wanted is not None else poller._idle():
                 raise StopAsyncIteration
             await poller._wait_for_finish()
 

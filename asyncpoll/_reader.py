@@ -25,6 +25,7 @@ __all__ = ["DEFAULT_STATES", "DefaultReader", "Reader", "parse_retry_after", "re
 
 logger = logging.getLogger("asyncpoll")
 
+
 class Reader(Protocol):
     """Anything that turns a 2xx ``Response`` into a ``Status``: a function or an object.
 
@@ -65,6 +66,7 @@ DEFAULT_STATES: Mapping[str, JobState] = {
 }
 
 _STATE_KEYS = ("status", "state")
+_MAX_UNKNOWN_LOGGED = 100  # distinct unknown state words warned about per reader
 _ERROR_KEYS = ("error", "failMsg", "message")
 
 
@@ -88,7 +90,7 @@ def parse_retry_after(
         try:
             when = email.utils.parsedate_to_datetime(value).timestamp()
             ref = email.utils.parsedate_to_datetime(date).timestamp() if date else wallclock()
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError, OSError):
             return None
         seconds = when - ref
     if not math.isfinite(seconds):
@@ -240,7 +242,8 @@ class DefaultReader:
                 http_status=response.status_code,
             )
         key = word.lower()
-        if key not in self._seen_unknown:
+        # Bounded, so a server inventing a new word per poll cannot grow it forever.
+        if key not in self._seen_unknown and len(self._seen_unknown) < _MAX_UNKNOWN_LOGGED:
             self._seen_unknown.add(key)
             logger.warning(
                 "unknown job state %r from %s; treating it as running (map it with "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import anyio
@@ -874,3 +875,165 @@ async def test_add_without_any_url_is_named(api: FakeJobAPI) -> None:
             p.add("a")
         with pytest.raises(TypeError, match="job_id must be a string"):
             p.add(None)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- regressions found in review
+
+
+async def test_a_job_waiting_for_a_free_worker_still_times_out_on_time() -> None:
+    """A due job queued behind busy workers resolves TIMED_OUT at its deadline, not later."""
+
+    async def slow(handle: asyncpoll.JobHandle) -> Status:
+        await anyio.sleep(100)
+        return Status(JobState.SUCCEEDED)
+
+    async def running(handle: asyncpoll.JobHandle) -> Status:
+        return Status(JobState.RUNNING)
+
+    async with asyncpoll.TaskPoller(max_concurrency=1, request_timeout=None) as p:
+        p.add("slow", check=slow, timeout=1000)
+        queued = p.add("queued", check=running, timeout=5)
+        t0 = anyio.current_time()
+        with pytest.raises(asyncpoll.JobTimeout):
+            await queued
+        assert anyio.current_time() - t0 == pytest.approx(5.0)
+        assert queued.attempts == 0
+
+
+@pytest.mark.parametrize("request_timeout", [None, 30.0])
+async def test_a_request_cut_by_the_deadline_is_a_timeout_not_an_error(
+    request_timeout: float | None,
+) -> None:
+    """A request cut off by the job's deadline ends TIMED_OUT, whatever request_timeout is."""
+
+    async def hang(handle: asyncpoll.JobHandle) -> Status:
+        await anyio.sleep_forever()
+        raise AssertionError("not reached")
+
+    async with asyncpoll.TaskPoller(request_timeout=request_timeout, max_errors=1) as p:
+        handle = p.add("a", check=hang, timeout=0.9, schedule=asyncpoll.fixed(1.0, first=0.2))
+        with pytest.raises(asyncpoll.JobTimeout):
+            await handle
+    assert handle.state is JobState.TIMED_OUT
+
+
+async def test_an_unreadable_retry_after_date_is_ignored(api: FakeJobAPI) -> None:
+    """A Retry-After date too large to parse is no hint: the 429 and the 200 still work."""
+    bad = "Mon, 01 Jan 2024 99999999999999999999:00:00 GMT"
+    api.script("a", httpx.Response(429, headers={"Retry-After": bad}), job("done", result=1))
+    api.script(
+        "b", httpx.Response(200, json={"status": "done", "result": 2}, headers={"Retry-After": bad})
+    )
+    async with poller(api, max_errors=1) as p:
+        assert await p.gather(p.add("a"), p.add("b")) == [1, 2]
+
+
+class RaisingSchedule:
+    """A broken custom schedule."""
+
+    def delay(self, n: int, rng: Any) -> float:
+        raise ZeroDivisionError("broken schedule")
+
+
+class NaNAfterFirst:
+    """A custom schedule that returns NaN after the first poll."""
+
+    def delay(self, n: int, rng: Any) -> float:
+        return 0.0 if n == 0 else math.nan
+
+
+async def test_add_with_a_broken_schedule_registers_nothing(api: FakeJobAPI) -> None:
+    """add() whose schedule raises leaves no half-registered job behind."""
+    api.script("a", job("done", result=1))
+    async with poller(api, timeout=10) as p:
+        with pytest.raises(ZeroDivisionError):
+            p.add("a", schedule=RaisingSchedule())
+        with pytest.raises(ValueError, match="returned nan for n=0"):
+            p.add("a", schedule=NaNOnly())
+        assert await p.add("a") == 1
+
+
+class NaNOnly:
+    """A custom schedule that always returns NaN."""
+
+    def delay(self, n: int, rng: Any) -> float:
+        return math.nan
+
+
+async def test_a_schedule_returning_nan_costs_only_its_job() -> None:
+    """A NaN delay ends that job ERRORED with the reason; other jobs and the poller go on."""
+    polls = 0
+
+    async def running(handle: asyncpoll.JobHandle) -> Status:
+        return Status(JobState.RUNNING)
+
+    async def third(handle: asyncpoll.JobHandle) -> Status:
+        nonlocal polls
+        polls += 1
+        return Status(JobState.SUCCEEDED if polls >= 3 else JobState.RUNNING, result=polls)
+
+    async with asyncpoll.TaskPoller(schedule=asyncpoll.fixed(1.0), timeout=20) as p:
+        bad = p.add("bad", check=running, schedule=NaNAfterFirst())
+        assert await p.add("good", check=third) == 3
+    assert bad.state is JobState.ERRORED
+    assert "returned nan for n=1" in str(bad.exception())
+
+
+@pytest.mark.parametrize(
+    "anyio_backend", [("asyncio", {"loop_factory": _virtual_loop})], ids=["asyncio"]
+)
+async def test_a_check_raising_cancelled_error_costs_one_failure() -> None:
+    """A CancelledError raised by check= itself (an SDK's cancelled future) is transient."""
+    import asyncio
+
+    async def flaky(handle: asyncpoll.JobHandle) -> Status:
+        if handle.attempts == 1:
+            raise asyncio.CancelledError()
+        return Status(JobState.SUCCEEDED, result="x")
+
+    async def good(handle: asyncpoll.JobHandle) -> Status:
+        await anyio.sleep(5)
+        return Status(JobState.SUCCEEDED, result="ok")
+
+    async with asyncpoll.TaskPoller(max_concurrency=2, retry_schedule=asyncpoll.fixed(1.0)) as p:
+        a = p.add("flaky", check=flaky)
+        assert await p.add("good", check=good) == "ok"
+        assert await a == "x"
+        assert p.statistics().transient_errors == 1
+
+
+async def test_as_completed_follows_jobs_that_an_async_on_done_adds() -> None:
+    """as_completed() keeps going while an async on_done may still add jobs."""
+
+    async def done(handle: asyncpoll.JobHandle) -> Status:
+        return Status(JobState.SUCCEEDED, result=handle.job_id)
+
+    seen: list[str] = []
+    async with asyncpoll.TaskPoller() as p:
+
+        async def follow_up(handle: asyncpoll.JobHandle) -> None:
+            await anyio.sleep(1)
+            if handle.job_id == "a":
+                p.add("b", check=done)
+
+        p.add("a", check=done, on_done=follow_up)
+        async for handle in p.as_completed():
+            seen.append(handle.job_id)
+    assert seen == ["a", "b"]
+
+
+async def test_a_reader_error_instance_is_not_shared_between_jobs(api: FakeJobAPI) -> None:
+    """A reader raising one PollError instance for many jobs gives each job its own error."""
+    api.script("a", job("done"))
+    api.script("b", job("done"))
+    shared = asyncpoll.PollError("unsupported")
+
+    def reader(response: asyncpoll.Response) -> Status:
+        raise shared
+
+    async with poller(api, reader=reader) as p:
+        a, b = p.add("a"), p.add("b")
+        await p.gather(a, b, return_exceptions=True)
+    assert str(a.exception()) == "job 'a' (/jobs/a): unsupported"
+    assert str(b.exception()) == "job 'b' (/jobs/b): unsupported"
+    assert shared.job_id is None
