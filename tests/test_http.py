@@ -105,7 +105,7 @@ async def test_a_plain_body_one_byte_over_the_cap_is_refused() -> None:
 async def test_a_corrupt_gzip_body_is_a_transient_failure() -> None:
     """A gzip body that does not inflate is transient: a gateway may send a good one next."""
     response = httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=Chunks(b"nope"))
-    with pytest.raises(TransportFailure, match="the gzip body of GET .* is corrupt") as info:
+    with pytest.raises(TransportFailure, match=r"the gzip body of GET .* is corrupt") as info:
         await transport(response).get("/jobs/a")
     assert info.value.transient is True
 
