@@ -135,10 +135,7 @@ class JobHandle:
         Raises:
             InvalidStateError: the job has not finished yet.
         """
-        if not self.done():
-            raise InvalidStateError(
-                f"job {self.job_id!r} is still {self._state.value}; await the handle first"
-            )
+        self._require_done()
         if self._exception is not None:
             raise self._exception
         return self._result
@@ -149,11 +146,14 @@ class JobHandle:
         Raises:
             InvalidStateError: the job has not finished yet.
         """
+        self._require_done()
+        return self._exception
+
+    def _require_done(self) -> None:
         if not self.done():
             raise InvalidStateError(
                 f"job {self.job_id!r} is still {self._state.value}; await the handle first"
             )
-        return self._exception
 
     def add_done_callback(self, fn: Callable[[JobHandle], object]) -> None:
         """Call ``fn(handle)`` once the job finishes (at once if it already has).
