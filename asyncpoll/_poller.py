@@ -228,6 +228,7 @@ class TaskPoller:
         self._active: dict[str, JobHandle] = {}  # job id -> handle, jobs in flight
         self._handles: dict[str, JobHandle] = {}  # job id -> latest handle, for lookups
         self._finished: list[JobHandle] = []  # handles in the order they finished
+        self._finished_base = 0  # finish number of _finished[0]; discard_finished() moves it
         self._heap: list[tuple[float, int, JobHandle]] = []  # min-heap of (due, seq, handle)
         self._seq = itertools.count()
         self._wake_at = math.inf  # when the scheduler's current sleep ends
@@ -728,7 +729,7 @@ class TaskPoller:
         handle._state = state
         handle._result = result
         handle._exception = exc
-        handle._finish_seq = len(self._finished)
+        handle._finish_seq = self._finished_base + len(self._finished)
         self._finished.append(handle)
         self._finished_by_state[state] += 1
         if self._active.get(handle.job_id) is handle:
@@ -817,6 +818,26 @@ class TaskPoller:
         """
         return self._lookup(job_id)
 
+    def discard_finished(self) -> int:
+        """Forget every finished job, so a long-lived poller's memory stays flat.
+
+        The poller keeps each finished handle for ``handle(job_id)``, ``gather(job_id)``
+        and the replay of ``as_completed()``; a service that adds jobs for days calls this
+        now and then. Handles the caller holds keep working. An ``as_completed()`` over
+        every job skips the forgotten ones it had not reached; one over chosen handles
+        still yields each of them.
+
+        Returns:
+            How many finished jobs were forgotten.
+        """
+        dropped = len(self._finished)
+        for handle in self._finished:
+            if self._handles.get(handle.job_id) is handle:
+                del self._handles[handle.job_id]
+        self._finished_base += dropped
+        self._finished = []
+        return dropped
+
     async def _wait_for_finish(self) -> None:
         if self._finish_event is None:
             self._finish_event = anyio.Event()
@@ -884,7 +905,7 @@ class TaskPoller:
 
     def __repr__(self) -> str:
         parts = [f"<TaskPoller {self._lifecycle.value}", f"active={len(self._active)}"]
-        parts.append(f"finished={len(self._finished)}")
+        parts.append(f"finished={self._finished_base + len(self._finished)}")
         if self._status_url is not None:
             parts.append(f"status_url={redact_url(self._status_url)!r}")
         if self._headers:
@@ -897,35 +918,48 @@ class TaskPoller:
 class AsCompleted:
     """The async iterator ``TaskPoller.as_completed()`` returns."""
 
-    __slots__ = ("_index", "_poller", "_remaining", "_wanted")
+    __slots__ = ("_index", "_pending", "_poller", "_skipped")
 
     def __init__(self, poller: TaskPoller, wanted: set[JobHandle] | None) -> None:
         self._poller = poller
-        self._wanted = wanted
-        self._remaining = None if wanted is None else len(wanted)
-        self._index = 0  # position in the poller's list of handles in finish order
+        self._pending = wanted  # chosen handles not yielded yet; None: every job
+        self._index = 0  # the next finish number to look at (below the base: catch up)
+        self._skipped: list[JobHandle] = []  # chosen handles that discard_finished() dropped
 
     def __aiter__(self) -> AsCompleted:
         return self
 
     async def __anext__(self) -> JobHandle:
-        poller, wanted = self._poller, self._wanted
-        finished = poller._finished
+        poller, pending = self._poller, self._pending
         while True:
-            while self._index < len(finished):
-                handle = finished[self._index]
+            if self._index < poller._finished_base:
+                self._catch_up()
+            if self._skipped:
+                return self._skipped.pop()
+            finished = poller._finished
+            while (i := self._index - poller._finished_base) < len(finished):
+                handle = finished[i]
                 self._index += 1
-                if wanted is None:
+                if pending is None:
                     return handle
-                if handle in wanted:
-                    assert self._remaining is not None
-                    self._remaining -= 1
+                if handle in pending:
+                    pending.discard(handle)
                     return handle
             # Following every job, stop once none is in flight and no callback that might
             # add one is pending.
-            if (self._remaining == 0) if wanted is not None else poller._idle():
+            if not pending if pending is not None else poller._idle():
                 raise StopAsyncIteration
             await poller._wait_for_finish()
+
+    def _catch_up(self) -> None:
+        """discard_finished() dropped handles this iterator had not reached."""
+        base = self._poller._finished_base
+        if self._pending is not None:
+            missed = [h for h in self._pending if 0 <= h._finish_seq < base]
+            missed.sort(key=lambda h: h._finish_seq, reverse=True)  # popped from the end
+            self._pending.difference_update(missed)
+            self._skipped.extend(missed)
+        self._index = base
 
 
 def _describe(failure: BaseException | None) -> str:

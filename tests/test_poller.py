@@ -1037,3 +1037,62 @@ async def test_a_reader_error_instance_is_not_shared_between_jobs(api: FakeJobAP
     assert str(a.exception()) == "job 'a' (/jobs/a): unsupported"
     assert str(b.exception()) == "job 'b' (/jobs/b): unsupported"
     assert shared.job_id is None
+
+
+# ---------------------------------------------------------------- long-lived pollers
+
+
+async def test_discard_finished_forgets_finished_jobs_only(api: FakeJobAPI) -> None:
+    """discard_finished() drops finished jobs from lookups; held handles and live jobs stay."""
+    api.script("a", job("done", result="A"))
+    api.script("b", job("running"), job("running"), job("done", result="B"))
+    async with poller(api) as p:
+        a, b = p.add("a"), p.add("b")
+        await a
+        assert p.discard_finished() == 1
+        assert p.discard_finished() == 0
+        with pytest.raises(ValueError, match="no job 'a' in this poller"):
+            p.handle("a")
+        assert p.handle("b") is b
+        assert a.result() == "A"
+        assert await p.gather("b") == ["B"]
+        assert "finished=2" in repr(p)
+    assert p.statistics().finished[JobState.SUCCEEDED] == 2
+
+
+async def test_gather_survives_a_discard_while_it_waits(api: FakeJobAPI) -> None:
+    """A gather over chosen handles still sees jobs that finished and were then forgotten."""
+    api.script("a", job("running"), job("done", result="A"))
+    api.script("b", job("running"), job("running"), job("running"), job("done", result="B"))
+    api.script("c", job("done", result="C"))
+
+    async with poller(api) as p:
+        handles = [p.add("a"), p.add("b"), p.add("c")]
+
+        async def discard_later() -> None:
+            await anyio.sleep(2.5)  # a and c have finished, b has not
+            assert p.discard_finished() == 2
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(discard_later)
+            assert await p.gather(*handles) == ["A", "B", "C"]
+        assert [h.job_id async for h in p.as_completed()] == ["b"]  # only b is remembered
+        # Chosen handles are still all yielded, in the order they finished.
+        assert [h.job_id async for h in p.as_completed(handles)] == ["c", "a", "b"]
+
+
+async def test_as_completed_over_every_job_skips_what_was_discarded(api: FakeJobAPI) -> None:
+    """Following every job, a discard skips the forgotten jobs the iterator had not reached."""
+    api.script("a", job("done"))
+    api.script("b", job("done"))
+    api.script("c", job("running"), job("done"))
+    seen: list[str] = []
+    async with poller(api) as p:
+        p.add("a")
+        p.add("b")
+        p.add("c")
+        async for handle in p.as_completed():
+            seen.append(handle.job_id)
+            if handle.job_id == "a":
+                p.discard_finished()
+    assert seen == ["a", "c"]
