@@ -6,11 +6,16 @@ Nothing here awaits or reads a clock; the engine passes in every value it needs.
 from __future__ import annotations
 
 import enum
+import math
 import random
+from collections.abc import Mapping
 
+import attrs
+
+from ._reader import parse_retry_after
 from ._schedule import Schedule
 
-__all__ = ["Verdict", "checked_delay", "classify", "next_delay"]
+__all__ = ["Pacing", "Verdict", "checked_delay", "classify", "header_hint", "next_delay"]
 
 
 class Verdict(enum.Enum):
@@ -63,3 +68,51 @@ def checked_delay(schedule: Schedule, n: int, rng: random.Random) -> float:
             "of seconds >= 0"
         )
     return float(delay)
+
+
+def header_hint(
+    headers: Mapping[str, str], custom: tuple[str, ...] = (), *, date: str | None = None
+) -> float | None:
+    """The server's hint, in seconds, for when to ask again, or None.
+
+    Looks at the ``custom`` header names first (in order; a name ending in ``-ms`` is in
+    milliseconds, any other in seconds), then ``retry-after-ms``, then ``Retry-After``
+    (delta-seconds or an HTTP-date, relative to the ``Date`` header when present).
+
+    Args:
+        headers: response headers, names in lower case.
+        custom: extra header names, such as ``"openai-poll-after-ms"``.
+        date: the response's ``Date`` header.
+    """
+    for name in (*custom, "retry-after-ms"):
+        value = headers.get(name.lower())
+        if value is None:
+            continue
+        try:
+            number = float(value.strip())
+        except ValueError:
+            continue
+        if math.isfinite(number) and number >= 0:
+            return number / 1000.0 if name.lower().endswith("-ms") else number
+    return parse_retry_after(headers.get("retry-after"), date=date)
+
+
+@attrs.frozen
+class Pacing:
+    """Bounds on the gap between two polls of a job, in seconds.
+
+    The next poll waits ``clamp(max(hint, schedule delay), min_interval, max_interval)``,
+    where a server hint longer than ``max_retry_after`` counts as ``max_retry_after``.
+    """
+
+    min_interval: float = 0.0
+    max_interval: float = math.inf
+    max_retry_after: float = 300.0
+
+    def delay(self, scheduled: float, hint: float | None) -> tuple[float, bool]:
+        """The gap to wait, and whether an absurd hint was capped."""
+        capped = hint is not None and hint > self.max_retry_after
+        if capped:
+            hint = self.max_retry_after
+        delay = scheduled if hint is None or hint < scheduled else hint
+        return min(self.max_interval, max(self.min_interval, delay)), capped

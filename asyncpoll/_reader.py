@@ -11,6 +11,7 @@ response. A reader signals trouble by raising:
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import math
 import time
@@ -21,7 +22,14 @@ from ._errors import PollError
 from ._response import Response, excerpt
 from ._status import JobState, Status
 
-__all__ = ["DEFAULT_STATES", "DefaultReader", "Reader", "parse_retry_after", "retry_after_of"]
+__all__ = [
+    "DEFAULT_STATES",
+    "DefaultReader",
+    "Reader",
+    "parse_retry_after",
+    "progress_fraction",
+    "retry_after_of",
+]
 
 logger = logging.getLogger("asyncpoll")
 
@@ -66,6 +74,7 @@ DEFAULT_STATES: Mapping[str, JobState] = {
 }
 
 _STATE_KEYS = ("status", "state")
+_LINK_KEYS = ("resultUrl", "result_url", "result_urls", "resultUrls")
 _MAX_UNKNOWN_LOGGED = 100  # distinct unknown state words warned about per reader
 _ERROR_KEYS = ("error", "failMsg", "message")
 
@@ -98,7 +107,8 @@ def parse_retry_after(
     return max(0.0, seconds)
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
+    """A finite float from a JSON number (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
@@ -108,24 +118,24 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _progress(value: Any) -> float | None:
+def progress_fraction(value: Any) -> float | None:
     """A progress fraction from a number or a ``{done|processed_*, total*}`` object."""
     if isinstance(value, Mapping):
         done = total = None
         for key, item in value.items():
             key_l = str(key).lower()
             if key_l == "done" or key_l == "processed" or key_l.startswith("processed_"):
-                done = _number(item)
+                done = number(item)
             elif key_l.startswith("total"):
-                total = _number(item)
+                total = number(item)
         if done is None or not total or total <= 0:
             return None
         return min(1.0, max(0.0, done / total))
-    number = _number(value)
-    if number is None:
+    amount = number(value)
+    if amount is None:
         return None
     # A float no greater than 1 is already a fraction; anything else is a percentage.
-    fraction = number if isinstance(value, float) and number <= 1.0 else number / 100.0
+    fraction = amount if isinstance(value, float) and amount <= 1.0 else amount / 100.0
     return min(1.0, max(0.0, fraction))
 
 
@@ -151,6 +161,35 @@ def _find(
                 if value is not None:
                     return value
     return None
+
+
+def _links(value: Any) -> list[str] | None:
+    """Result links from a URL string or a list of them."""
+    if isinstance(value, str) and value:
+        return [value]
+    if isinstance(value, list):
+        links = [item for item in value if isinstance(item, str) and item]
+        return links or None
+    return None
+
+
+def _result(scopes: tuple[Mapping[str, Any], ...], body: Any, link_field: Any) -> Any:
+    """A succeeded job's result: ``result``, else parsed ``resultJson``, else its link(s)."""
+    for scope in scopes:
+        if "result" in scope:
+            return scope["result"]
+    for scope in scopes:
+        if "resultJson" in scope:
+            text = scope["resultJson"]
+            if not isinstance(text, str):
+                return text
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise ValueError(
+                    f"'resultJson' does not hold JSON text ({exc}); received {excerpt(text)}"
+                ) from exc
+    return body if link_field is None else link_field
 
 
 def retry_after_of(response: Response) -> float | None:
@@ -217,10 +256,13 @@ class DefaultReader:
         state = self.states.get(word.lower())
         if state is None:
             state = self._unknown(word, response)
-        progress = _find(scopes, ("progress",), _progress)
+        progress = _find(scopes, ("progress",), progress_fraction)
         result = error = None
+        link_field = _find(scopes, _LINK_KEYS, lambda value: value if _links(value) else None)
+        links = _links(link_field)
+        result_url = links[0] if links else None
         if state is JobState.SUCCEEDED:
-            result = next((scope["result"] for scope in scopes if "result" in scope), body)
+            result = _result(scopes, body, link_field)
             progress = 1.0
         elif state in (JobState.FAILED, JobState.CANCELLED):
             error = _find(scopes, _ERROR_KEYS, _text)
@@ -232,6 +274,7 @@ class DefaultReader:
             retry_after=retry_after_of(response),
             http_status=response.status_code,
             raw=body,
+            result_url=result_url,
         )
 
     def _unknown(self, word: str, response: Response) -> JobState:

@@ -44,11 +44,15 @@ class Response:
         """Parse the body as JSON.
 
         Raises:
-            ValueError: the body is not JSON (the message quotes a short excerpt), or it
-                holds NaN or Infinity.
+            ValueError: the body is not JSON (the message quotes a short excerpt), it
+                holds NaN or Infinity, or it is nested too deeply to parse.
         """
         try:
             return json.loads(self.content, parse_constant=_reject_constant)
+        except RecursionError:
+            raise ValueError(
+                f"response JSON is nested too deeply to read; received {excerpt(self.content)}"
+            ) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError(
                 f"response body is not JSON ({exc}); received {excerpt(self.content)}"

@@ -64,6 +64,8 @@ class Status:
             waits at least this long.
         http_status: the HTTP status code of the response this was read from, if any.
         raw: what the status was read from (for HTTP, the parsed JSON body).
+        result_url: a link to the result document (a ``303 See Other`` target, a
+            ``resultUrl`` field); with ``fetch_result=True`` the poller GETs it.
     """
 
     state: JobState = attrs.field(validator=attrs.validators.instance_of(JobState))
@@ -73,3 +75,4 @@ class Status:
     retry_after: float | None = attrs.field(default=None, validator=_check_retry_after)
     http_status: int | None = None
     raw: Any = attrs.field(default=None, repr=False)
+    result_url: str | None = None

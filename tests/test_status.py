@@ -172,7 +172,7 @@ def test_status_repr_leaves_out_raw() -> None:
     status = Status(JobState.FAILED, error="boom", http_status=200, raw={"huge": "body"})
     assert repr(status) == (
         "Status(state=JobState.FAILED, progress=None, result=None, error='boom', "
-        "retry_after=None, http_status=200)"
+        "retry_after=None, http_status=200, result_url=None)"
     )
 
 

@@ -1,0 +1,93 @@
+"""Safety rules for URLs a server hands us (Location, Operation-Location, body links).
+
+Pure functions of strings. A server-supplied URL is resolved against the URL it came
+from and must then be http(s), carry no user:password, and have the same origin
+(scheme, host, port) as that URL, unless its origin is one the user allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urljoin, urlsplit
+
+from ._errors import PollError
+from ._redact import redact_url
+
+__all__ = ["check_server_url", "normalize_origins", "origin_of", "same_origin"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of an absolute URL, lower case, default ports filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, host, port if port is not None else _DEFAULT_PORTS.get(scheme, 0)
+
+
+def same_origin(a: str, b: str) -> bool:
+    """True when two absolute URLs share scheme, host and port."""
+    return origin_of(a) == origin_of(b)
+
+
+def normalize_origins(origins: Iterable[str]) -> frozenset[tuple[str, str, int]]:
+    """Parse ``allowed_origins=`` entries such as ``"https://cdn.example.com"``.
+
+    Raises:
+        ValueError: an entry is not an http(s) origin.
+    """
+    parsed = set()
+    for origin in origins:
+        scheme, host, port = origin_of(origin)
+        if scheme not in _DEFAULT_PORTS or not host:
+            raise ValueError(
+                f"allowed_origins entries must look like 'https://host[:port]', got {origin!r}"
+            )
+        parsed.add((scheme, host, port))
+    return frozenset(parsed)
+
+
+def check_server_url(
+    url: str,
+    *,
+    base: str,
+    allowed: frozenset[tuple[str, str, int]] = frozenset(),
+    what: str = "a URL",
+) -> str:
+    """Resolve a server-supplied ``url`` against ``base`` and check that it is safe.
+
+    Args:
+        url: the URL as the server sent it (absolute or relative).
+        base: the absolute URL of the response that carried it.
+        allowed: extra origins the user trusts (``normalize_origins``).
+        what: where the URL came from, for the error message.
+
+    Returns:
+        The absolute URL.
+
+    Raises:
+        PollError: the URL is not http(s), carries credentials, or points to another
+            origin that is not allowed.
+    """
+    absolute = urljoin(base, url.strip())
+    parts = urlsplit(absolute)
+    shown = redact_url(absolute)
+    if parts.scheme.lower() not in _DEFAULT_PORTS:
+        raise PollError(f"refusing {what} {shown!r}: only http and https URLs are followed")
+    if parts.username is not None or parts.password is not None:
+        raise PollError(f"refusing {what} {shown!r}: it carries user credentials")
+    if not parts.hostname:
+        raise PollError(f"refusing {what} {shown!r}: it names no host")
+    origin = origin_of(absolute)
+    if origin != origin_of(base) and origin not in allowed:
+        scheme, host, port = origin
+        raise PollError(
+            f"refusing {what} {shown!r}: its origin {scheme}://{host}:{port} differs from "
+            f"{redact_url(base)!r}; list it in allowed_origins= to trust it"
+        )
+    return absolute
