@@ -11,10 +11,13 @@ from ._errors import (
     InvalidStateError,
     JobCancelled,
     JobFailed,
+    JobStalled,
     JobTimeout,
     PollError,
+    SubmitError,
 )
-from ._handle import JobHandle
+from ._handle import JobHandle, Submission
+from ._jsonreader import JsonReader
 from ._poller import PollerStatistics, TaskPoller, poll, poll_many
 from ._ratelimit import Limiter, RateLimit, TokenBucket
 from ._reader import DEFAULT_STATES, DefaultReader, Reader
@@ -36,8 +39,10 @@ __all__ = [
     "JobCancelled",
     "JobFailed",
     "JobHandle",
+    "JobStalled",
     "JobState",
     "JobTimeout",
+    "JsonReader",
     "Limiter",
     "PollError",
     "PollerStatistics",
@@ -46,6 +51,8 @@ __all__ = [
     "Response",
     "Schedule",
     "Status",
+    "Submission",
+    "SubmitError",
     "TaskPoller",
     "TokenBucket",
     "backoff",

@@ -5,9 +5,11 @@ The hierarchy::
     AsyncPollError
      ├── JobFailed          the job itself reached a failed state
      ├── JobTimeout         the job missed its deadline (also a TimeoutError)
+     │   └── JobStalled     it stood still for stall_timeout (fail_on_stall=True)
      ├── JobCancelled       the job was cancelled before it finished
      ├── PollError          polling failed: a non-retryable HTTP status, too many
-     │                      transient failures in a row, an unreadable response
+     │   │                  transient failures in a row, an unreadable response
+     │   └── SubmitError    a create request failed (submit())
      └── InvalidStateError  a handle was asked for a result it does not have yet
                             (also a RuntimeError)
 
@@ -26,13 +28,22 @@ __all__ = [
     "InvalidStateError",
     "JobCancelled",
     "JobFailed",
+    "JobStalled",
     "JobTimeout",
     "PollError",
+    "SubmitError",
 ]
 
 
 class AsyncPollError(Exception):
-    """Base class of every exception asyncpoll raises on its own account."""
+    """Base class of every exception asyncpoll raises on its own account.
+
+    Attributes:
+        response: the last HTTP response received for the job (an
+            ``asyncpoll.Response``), or None; set by the poller.
+    """
+
+    response: Any = None
 
 
 class JobFailed(AsyncPollError):
@@ -74,6 +85,21 @@ class JobTimeout(AsyncPollError, TimeoutError):
 
     def __reduce__(self) -> tuple[type[JobTimeout], tuple[str, float, Status | None]]:
         return (type(self), (self.job_id, self.timeout, self.status))
+
+
+class JobStalled(JobTimeout):
+    """The job's state and progress did not change for ``stall_timeout`` seconds.
+
+    Raised only with ``fail_on_stall=True``; the job ends TIMED_OUT.
+    """
+
+    def __init__(self, job_id: str, timeout: float, status: Status | None) -> None:
+        super().__init__(job_id, timeout, status)
+        state = status.state.value if status is not None else "never read"
+        self.args = (
+            f"job {job_id!r} made no progress for {timeout:g} s (still {state}); "
+            "raise stall_timeout= or leave fail_on_stall off to keep waiting",
+        )
 
 
 class JobCancelled(AsyncPollError):
@@ -144,6 +170,10 @@ def _rebuild_poll_error(message: str, state: dict[str, Any]) -> PollError:
     error = PollError(message)
     error.__dict__.update(state)
     return error
+
+
+class SubmitError(PollError):
+    """``submit()``'s create request failed; ``response`` holds what the server said."""
 
 
 class InvalidStateError(AsyncPollError, RuntimeError):

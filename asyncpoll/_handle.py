@@ -7,21 +7,38 @@ from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 
 from ._errors import InvalidStateError
+from ._response import Response
 from ._status import JobState, Status
 
 if TYPE_CHECKING:
     from ._poller import TaskPoller
     from ._schedule import Schedule
 
-__all__ = ["Callback", "JobHandle"]
+__all__ = ["Callback", "JobHandle", "Submission"]
 
 logger = logging.getLogger("asyncpoll")
 
 #: ``on_done`` / ``on_progress``: called with the handle; may be sync or async.
 Callback = Callable[["JobHandle"], "Awaitable[object] | object"]
 Check = Callable[["JobHandle"], Awaitable[Status]]
+
+
+@attrs.frozen
+class Submission:
+    """One create request sent for a job, and where it led.
+
+    Attributes:
+        job_id: the id the server gave the job.
+        url: the status URL polled for it (redacted).
+        http_status: the create response's HTTP status.
+    """
+
+    job_id: str
+    url: str
+    http_status: int
 
 
 class JobHandle:
@@ -39,23 +56,37 @@ class JobHandle:
     # The engine's bookkeeping lives in the handle's slots: one object per job.
     __slots__ = (
         "__weakref__",
+        "_action",
         "_attempts",
+        "_cancel_url",
+        "_changed_at",
         "_check",
+        "_create",
         "_deadline",
         "_done_callbacks",
         "_errors",
         "_event",
         "_exception",
+        "_fetch_result",
+        "_fetch_url",
         "_finish_seq",
         "_last_failure",
+        "_last_response",
         "_on_done",
         "_on_progress",
+        "_origin",
         "_poller",
+        "_redirects",
+        "_resubmits_left",
         "_result",
         "_schedule",
         "_scope",
+        "_stall_timeout",
+        "_stalled",
         "_state",
         "_status",
+        "_submissions",
+        "_target",
         "_throttles",
         "_timeout",
         "job_id",
@@ -102,6 +133,21 @@ class JobHandle:
         self._done_callbacks: list[Callable[[JobHandle], object]] | None = None
         self._scope: anyio.CancelScope | None = None  # set while a status request runs
         self._finish_seq = -1
+        # HTTP job API state, filled in by the poller.
+        self._target: str | None = None  # absolute URL of the next status request
+        self._origin: str | None = None  # the origin credentials may be sent to
+        self._action = "poll"  # what the next attempt does: "poll", "fetch", "resubmit"
+        self._fetch_url: str | None = None
+        self._fetch_result = False
+        self._create: Any = None  # the create request, for resubmit
+        self._resubmits_left = 0
+        self._submissions: list[Submission] = []
+        self._redirects = 0
+        self._last_response: Response | None = None
+        self._changed_at = 0.0
+        self._stalled = False
+        self._stall_timeout: float | None = None
+        self._cancel_url: str | None = None
 
     @property
     def state(self) -> JobState:
@@ -119,6 +165,38 @@ class JobHandle:
         if self._state is JobState.SUCCEEDED:
             return 1.0
         return None if self._status is None else self._status.progress
+
+    @property
+    def last_response(self) -> Response | None:
+        """The last HTTP response received for this job (any status), or None."""
+        return self._last_response
+
+    @property
+    def submissions(self) -> tuple[Submission, ...]:
+        """Each create request sent for this job (``submit()``, then each resubmit)."""
+        return tuple(self._submissions)
+
+    @property
+    def stalled(self) -> bool:
+        """True while the job's state and progress have not changed for ``stall_timeout``."""
+        return self._stalled
+
+    async def cancel_remote(self) -> bool:
+        """Ask the server to cancel the job, then resolve the handle as the server says.
+
+        Sends the cancel request (default ``DELETE`` on the status URL). If the server
+        accepts it, the handle resolves CANCELLED; if it refuses (the job already
+        finished, say), the job is polled once and resolves as the server reports.
+
+        Returns:
+            True if the server accepted the cancellation; False if the job had
+            already finished or the server refused and reported a final state.
+
+        Raises:
+            PollError: the server refused and the job is still running (it keeps being
+                polled), or the cancel request itself failed.
+        """
+        return await self._poller._cancel_remote(self)
 
     @property
     def attempts(self) -> int:

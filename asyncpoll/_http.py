@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from typing import Protocol, cast
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, Protocol, cast
 
 import httpx
 
-from ._redact import redact_url
+from ._redact import SECRET_HEADERS, redact_url
 from ._response import Response
 
 __all__ = [
@@ -53,19 +53,38 @@ class Transport(Protocol):
         """GET ``url``; raises ``TransportFailure`` when no response could be read."""
         ...
 
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        credentials: bool = True,
+        max_body: int | None = None,
+    ) -> Response:
+        """Any request; ``credentials=False`` strips credential headers."""
+        ...
+
+    def absolute(self, url: str) -> str:
+        """``url`` made absolute against the client's base URL."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections the transport owns."""
         ...
 
 
-def _translate(exc: httpx.HTTPError, url: str) -> TransportFailure:
+def _translate(exc: httpx.HTTPError, url: str, method: str = "GET") -> TransportFailure:
     """The one place httpx's exceptions become asyncpoll's."""
     with contextlib.suppress(RuntimeError):  # RuntimeError: no request attached
         url = str(exc.request.url)  # absolute, where a base_url applied
     name = type(exc).__name__
     detail = str(exc) or "no detail"
     transient = not isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError))
-    return TransportFailure(f"{name} on GET {redact_url(url)}: {detail}", transient=transient)
+    return TransportFailure(f"{name} on {method} {redact_url(url)}: {detail}", transient=transient)
 
 
 class HttpxTransport:
@@ -80,9 +99,11 @@ class HttpxTransport:
             each read, not the whole request: the engine adds a deadline around it.
         max_connections: the connection pool size, kept-alive connections included.
         max_body: the largest body read, in decoded bytes.
+        secret_headers: header names, beyond the usual credential headers, never sent
+            to another origin.
     """
 
-    __slots__ = ("_client", "_headers", "_max_body", "_owns_client")
+    __slots__ = ("_client", "_headers", "_max_body", "_owns_client", "_secret")
 
     def __init__(
         self,
@@ -93,6 +114,7 @@ class HttpxTransport:
         request_timeout: float | None = 30.0,
         max_connections: int = 64,
         max_body: int = DEFAULT_MAX_BODY,
+        secret_headers: Iterable[str] = (),
     ) -> None:
         if client is not None and not isinstance(client, httpx.AsyncClient):
             raise TypeError(f"client must be an httpx.AsyncClient, got {type(client).__name__}")
@@ -114,27 +136,62 @@ class HttpxTransport:
         # The poller's headers go on each request so a caller's client keeps its own too.
         self._headers = httpx.Headers({"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})})
         self._max_body = max_body
+        self._secret = SECRET_HEADERS | {name.lower() for name in secret_headers}
 
     @property
     def owns_client(self) -> bool:
         """True when ``aclose()`` closes the client."""
         return self._owns_client
 
+    def absolute(self, url: str) -> str:
+        """``url`` joined with the client's base URL."""
+        return str(self._client.base_url.join(url)) if self._client.base_url else url
+
     async def get(self, url: str) -> Response:
-        """GET ``url`` and read the body, at most ``max_body`` decoded bytes."""
+        """GET ``url`` with credentials and read the body, at most ``max_body`` bytes."""
+        return await self.request("GET", url)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        credentials: bool = True,
+        max_body: int | None = None,
+    ) -> Response:
+        """Send one request and read the body, at most ``max_body`` decoded bytes.
+
+        Args:
+            credentials: False strips every credential header (``secret_headers``),
+                the client's own defaults and cookies included: for another origin.
+        """
         try:
-            async with self._client.stream(
-                "GET", url, headers=self._headers, follow_redirects=False
-            ) as r:
-                content = await _read_capped(r, self._max_body)
-                return Response(
-                    status_code=r.status_code,
-                    headers=_join_headers(r.headers),
-                    content=content,
-                    url=redact_url(str(r.url)),
-                )
+            merged = self._headers if not headers else httpx.Headers({**self._headers, **headers})
+            request = self._client.build_request(
+                method, url, headers=merged, json=json, data=data, content=content
+            )
+            if not credentials:
+                for name in list(request.headers.keys()):
+                    if name.lower() in self._secret:
+                        del request.headers[name]
+            r = await self._client.send(request, stream=True, follow_redirects=False)
+            try:
+                body = await _read_capped(r, self._max_body if max_body is None else max_body)
+            finally:
+                await r.aclose()
+            return Response(
+                status_code=r.status_code,
+                headers=_join_headers(r.headers),
+                content=body,
+                url=redact_url(str(r.url)),
+                request_url=str(r.url),
+            )
         except httpx.HTTPError as exc:
-            raise _translate(exc, url) from exc
+            raise _translate(exc, url, method) from exc
         except httpx.InvalidURL as exc:
             message = f"invalid URL {redact_url(url)!r}: {exc}"
             raise TransportFailure(message, transient=False) from exc

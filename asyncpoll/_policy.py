@@ -25,6 +25,7 @@ class Verdict(enum.Enum):
     THROTTLED = "throttled"  # 429: back-pressure; wait, never counted as a failure
     TRANSIENT = "transient"  # 5xx, 408: count against the error budget and retry
     FATAL = "fatal"  # any other status: end the job with a PollError at once
+    REDIRECT = "redirect"  # a 3xx to a new status URL, already acted on
 
 
 def classify(status_code: int) -> Verdict:

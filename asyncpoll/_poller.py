@@ -25,25 +25,37 @@ import logging
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from types import TracebackType
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._clock import AnyioClock, Clock
-from ._errors import JobCancelled, JobFailed, JobTimeout, PollError
-from ._handle import Callback, Check, JobHandle
-from ._http import HttpxTransport, Transport, TransportFailure
-from ._policy import Verdict, checked_delay, classify, next_delay
+from ._errors import (
+    AsyncPollError,
+    JobCancelled,
+    JobFailed,
+    JobStalled,
+    JobTimeout,
+    PollError,
+    SubmitError,
+)
+from ._handle import Callback, Check, JobHandle, Submission
+from ._hosts import HostGate, parse_budget
+from ._http import DEFAULT_MAX_BODY, HttpxTransport, Transport, TransportFailure
+from ._policy import Pacing, Verdict, checked_delay, classify, header_hint
 from ._ratelimit import Limiter, RateLimit
-from ._reader import DefaultReader, Reader, retry_after_of
+from ._reader import DefaultReader, Reader
 from ._redact import redact_headers, redact_url
 from ._response import Response, excerpt
 from ._schedule import Schedule, backoff
 from ._status import JobState, Status
+from ._submit import CreateRequest, discover
+from ._urls import check_server_url, normalize_origins, same_origin
 
 __all__ = ["AsCompleted", "PollerStatistics", "TaskPoller", "poll", "poll_many"]
 
@@ -55,6 +67,13 @@ class _Unset(enum.Enum):
 
 
 UNSET: Final = _Unset.UNSET
+
+#: Largest result document ``fetch_result=True`` reads, in decoded bytes.
+DEFAULT_MAX_RESULT_BODY: Final = 64 * 1024 * 1024
+#: Redirects of one status URL followed in a row before giving up.
+MAX_REDIRECTS: Final = 5
+#: How long a 429 without a hint pauses its host, in seconds.
+DEFAULT_THROTTLE_PAUSE: Final = 1.0
 
 #: How a healthy job is polled unless told otherwise.
 DEFAULT_SCHEDULE: Final = backoff(initial=1.0, factor=1.5, max=30.0, jitter=0.1)
@@ -102,6 +121,18 @@ def _check_seconds(name: str, value: float | None, *, allow_none: bool = True) -
     if not (value > 0 and not math.isnan(value)):
         raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
     return float(value)
+
+
+def _coerce_limit(host: object, limit: object) -> RateLimit:
+    coerced = RateLimit.coerce(limit)  # type: ignore[arg-type]
+    if coerced is None:
+        raise TypeError(f"rate_limit[{host!r}] must be a RateLimit or a number, not None")
+    return coerced
+
+
+@lru_cache(maxsize=4096)
+def _host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
 
 
 def _check_count(name: str, value: int) -> int:
@@ -173,7 +204,7 @@ class TaskPoller:
         status_url: str | None = None,
         *,
         headers: Mapping[str, str] | None = None,
-        rate_limit: RateLimit | float | None = None,
+        rate_limit: RateLimit | float | Mapping[str, RateLimit | float] | None = None,
         max_concurrency: int = 64,
         schedule: Schedule = DEFAULT_SCHEDULE,
         retry_schedule: Schedule = DEFAULT_RETRY_SCHEDULE,
@@ -186,6 +217,21 @@ class TaskPoller:
         max_errors: int = 5,
         request_timeout: float | None = 30.0,
         clock: Clock | None = None,
+        min_interval: float = 0.0,
+        max_interval: float | None = None,
+        max_retry_after: float = 300.0,
+        hint_headers: Iterable[str] = (),
+        allowed_origins: Iterable[str] = (),
+        secret_headers: Iterable[str] = (),
+        fetch_result: bool = False,
+        max_body: int = DEFAULT_MAX_BODY,
+        max_result_body: int = DEFAULT_MAX_RESULT_BODY,
+        resubmit: int = 0,
+        stall_timeout: float | None = None,
+        fail_on_stall: bool = False,
+        on_stall: Callback | None = None,
+        cancel_method: str = "DELETE",
+        cancel_url: str | None = None,
     ) -> None:
         if status_url is not None and (
             not isinstance(status_url, str) or "{job_id}" not in status_url
@@ -195,7 +241,60 @@ class TaskPoller:
             )
         self._status_url = status_url
         self._headers = dict(headers or {})
-        self._rate_limit = RateLimit.coerce(rate_limit)
+        self._host_limits: dict[str, RateLimit] | None = None
+        self._rate_limit: RateLimit | None = None
+        if isinstance(rate_limit, Mapping):
+            self._host_limits = {
+                str(host).lower(): _coerce_limit(host, limit) for host, limit in rate_limit.items()
+            }
+        else:
+            self._rate_limit = RateLimit.coerce(rate_limit)
+        _check_seconds("max_retry_after", max_retry_after, allow_none=False)
+        if (
+            isinstance(min_interval, bool)
+            or not isinstance(min_interval, (int, float))
+            or not (0 <= min_interval < math.inf)
+        ):
+            raise ValueError(f"min_interval must be a number of seconds >= 0, got {min_interval!r}")
+        _check_seconds("max_interval", max_interval)
+        if max_interval is not None and max_interval < min_interval:
+            raise ValueError(
+                f"max_interval ({max_interval!r}) must be >= min_interval ({min_interval!r})"
+            )
+        self._pacing = Pacing(
+            float(min_interval),
+            math.inf if max_interval is None else float(max_interval),
+            float(max_retry_after),
+        )
+        if isinstance(hint_headers, str):
+            raise TypeError("hint_headers must be a list of header names, not one string")
+        self._hint_headers = tuple(str(name).lower() for name in hint_headers)
+        self._allowed_origins = normalize_origins(
+            [allowed_origins] if isinstance(allowed_origins, str) else allowed_origins
+        )
+        self._fetch_result = bool(fetch_result)
+        self._max_result_body = _check_count("max_result_body", max_result_body)
+        if isinstance(resubmit, bool) or not isinstance(resubmit, int) or resubmit < 0:
+            raise ValueError(f"resubmit must be a whole number >= 0, got {resubmit!r}")
+        self._resubmit = resubmit
+        self._stall_timeout = _check_seconds("stall_timeout", stall_timeout)
+        self._fail_on_stall = bool(fail_on_stall)
+        _check_callback("on_stall", on_stall)
+        self._on_stall = on_stall
+        if not isinstance(cancel_method, str) or not cancel_method.isalpha():
+            raise ValueError(
+                f"cancel_method must be an HTTP method such as 'DELETE', got {cancel_method!r}"
+            )
+        self._cancel_method = cancel_method.upper()
+        if cancel_url is not None and (
+            not isinstance(cancel_url, str) or "{job_id}" not in cancel_url
+        ):
+            raise ValueError(
+                f"cancel_url must be a URL template containing '{{job_id}}', got {cancel_url!r}"
+            )
+        self._cancel_url = cancel_url
+        self._gates: dict[str, HostGate] = {}  # host -> admission and back-pressure
+        self._warned_hints: set[str] = set()  # hosts whose absurd hints were logged
         self._max_concurrency = _check_count("max_concurrency", max_concurrency)
         self._schedule = _check_schedule("schedule", schedule)
         self._retry_schedule = _check_schedule("retry_schedule", retry_schedule)
@@ -218,6 +317,8 @@ class TaskPoller:
             headers=self._headers,
             request_timeout=request_timeout,
             max_connections=max_concurrency,
+            max_body=_check_count("max_body", max_body),
+            secret_headers=secret_headers,
         )
         self._limiter: Limiter | None = (
             Limiter(self._rate_limit, self._clock) if self._rate_limit is not None else None
@@ -349,6 +450,9 @@ class TaskPoller:
         on_progress: Callback | None = None,
         metadata: Mapping[str, Any] | None = None,
         check: Check | None = None,
+        fetch_result: bool | None = None,
+        stall_timeout: float | _Unset | None = UNSET,
+        cancel_url: str | None = None,
     ) -> JobHandle:
         """Start polling a job and return its handle.
 
@@ -367,6 +471,11 @@ class TaskPoller:
             check: an async callable ``(handle) -> Status`` that reads the job's status
                 instead of an HTTP GET (an SDK call); it goes through the same
                 scheduler, rate limit, deadline and error budget.
+            fetch_result: GET the result document a succeeded job links to and resolve
+                with it (default: the poller's ``fetch_result``).
+            stall_timeout: overrides the poller's ``stall_timeout`` for this job.
+            cancel_url: where ``cancel_remote()`` sends its request (default: the
+                poller's ``cancel_url`` template, else the status URL).
 
         Raises:
             RuntimeError: the poller is not open.
@@ -410,6 +519,21 @@ class TaskPoller:
             on_progress=on_progress,
             metadata=metadata,
         )
+        if url is not None:
+            handle._target = handle._origin = self._transport.absolute(url)
+        handle._fetch_result = self._fetch_result if fetch_result is None else bool(fetch_result)
+        handle._stall_timeout = (
+            self._stall_timeout
+            if stall_timeout is UNSET
+            else _check_seconds("stall_timeout", stall_timeout)
+        )
+        handle._changed_at = now
+        if cancel_url is not None:
+            handle._cancel_url = self._transport.absolute(cancel_url)
+        elif self._cancel_url is not None:
+            handle._cancel_url = self._transport.absolute(
+                self._cancel_url.format(job_id=quote(key, safe=""))
+            )
         self._active[key] = handle
         self._handles[key] = handle
         self._push(handle, now + first_delay)
@@ -420,6 +544,125 @@ class TaskPoller:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("job %r added (%s)", key, redact_url(url) if url else "check=")
         return handle
+
+    async def submit(
+        self,
+        url: str,
+        *,
+        method: str = "POST",
+        json: Any = None,
+        data: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        resubmit: int | None = None,
+        **add_options: Any,
+    ) -> JobHandle:
+        """Create a job with one request, then poll it; returns its handle.
+
+        The create request counts against the rate limit. The status URL comes from the
+        ``Operation-Location`` header, the ``Location`` header of a 201/202, a body field
+        (``statusUrl``, ``status_url``, ``pollUrl``, ``location``...), or else the
+        poller's ``status_url`` template filled with the job id; the job id from
+        ``jobId``, ``job_id``, ``id``, ``taskId`` (top level or in ``data``), or else the
+        last path segment of the status URL. A server-supplied URL must have the create
+        URL's origin unless listed in ``allowed_origins``.
+
+        Args:
+            url: where to send the create request (may be relative to ``base_url``).
+            method, json, data, content, headers: the request, as in httpx.
+            resubmit: how many times to send the create request again when the job ends
+                FAILED (default: the poller's ``resubmit``); the same handle follows
+                each new job (``handle.submissions``).
+            add_options: ``add()``'s keyword options (``schedule=``, ``timeout=``...).
+
+        Raises:
+            SubmitError: the create request failed (no response, a non-2xx answer, or
+                no way to tell where to poll); ``error.response`` holds the response.
+        """
+        self._check_open()
+        if resubmit is not None and (
+            isinstance(resubmit, bool) or not isinstance(resubmit, int) or resubmit < 0
+        ):
+            raise ValueError(f"resubmit must be a whole number >= 0, got {resubmit!r}")
+        create = CreateRequest(method.upper(), url, json, data, content, dict(headers or {}))
+        absolute = self._transport.absolute(url)
+        shown = redact_url(absolute)
+        await self._admit(absolute, math.inf)
+        self._requests += 1
+        try:
+            with anyio.fail_after(self._request_timeout):
+                response = await self._send_create(create)
+        except TransportFailure as exc:
+            raise SubmitError(f"the create request failed: {exc}", url=shown, cause=exc) from exc
+        except TimeoutError as exc:
+            raise SubmitError(
+                f"no response to the create request within request_timeout="
+                f"{self._request_timeout:g} s",
+                url=shown,
+                cause=exc,
+            ) from exc
+        hint = self._feedback(absolute, response)
+        code = response.status_code
+        if not 200 <= code < 300:
+            retry = f"; the server asks to wait {hint:g} s" if hint is not None else ""
+            error = SubmitError(
+                f"the create request was refused: HTTP {code}{retry}; "
+                f"received {excerpt(response.content)}",
+                url=shown,
+                http_status=code,
+            )
+            error.response = response
+            raise error
+        try:
+            job_id, status_url = self._locate(response)
+        except PollError as exc:
+            error = SubmitError(exc.message, url=shown, http_status=code, cause=exc)
+            error.response = response
+            raise error from exc
+        existing = self._active.get(job_id)
+        handle = self.add(job_id, status_url, **add_options)
+        if handle is existing:
+            return handle
+        handle._origin = absolute
+        handle._create = create
+        handle._resubmits_left = self._resubmit if resubmit is None else resubmit
+        handle._last_response = response
+        handle._submissions.append(Submission(job_id, redact_url(status_url), code))
+        self._read_create_status(handle, response)
+        return handle
+
+    def _locate(self, response: Response) -> tuple[str, str]:
+        """The new job's id and absolute status URL from a 2xx create response."""
+        base = response.request_url
+        job_id, status_url = discover(response, base=base, allowed=self._allowed_origins)
+        if status_url is None and job_id is not None and self._status_url is not None:
+            status_url = self._transport.absolute(
+                self._status_url.format(job_id=quote(job_id, safe=""))
+            )
+        if status_url is None or job_id is None:
+            raise PollError(
+                "cannot tell where to poll the new job: the create response has no "
+                "Operation-Location or Location header, no status URL field"
+                + (" and no job id" if job_id is None else "")
+                + (" (give the poller a status_url template)" if self._status_url is None else "")
+                + f"; received {excerpt(response.content)}",
+                http_status=response.status_code,
+            )
+        return job_id, status_url
+
+    def _read_create_status(self, handle: JobHandle, response: Response) -> None:
+        """A create response that already states the job's state counts as a first read."""
+        try:
+            status = self._reader(response)
+        except Exception:
+            return  # most create responses carry no state; the first poll will tell
+        if not isinstance(status, Status):
+            return
+        if status.state.is_terminal:
+            self._on_status(handle, status)
+        else:
+            handle._status = status
+            handle._state = status.state
 
     def _push(self, handle: JobHandle, due: float) -> None:
         deadline = handle._deadline
@@ -475,13 +718,19 @@ class TaskPoller:
                     )
 
     async def _poll(self, handle: JobHandle) -> None:
-        """Make one status request for ``handle`` and act on what it says."""
+        """Make one request for ``handle`` and act on what it says.
+
+        The request is a status poll, or, when the job's ``_action`` says so, the GET of
+        its result document (``fetch_result``) or its create request again (``resubmit``).
+        """
         clock = self._clock
         deadline = handle._deadline
         bound = math.inf if deadline is None else deadline
         if clock.now() >= bound:
             self._time_out(handle)
             return
+        action = handle._action
+        url = self._url_for(handle, action)
         status: Status | None = None
         failure: BaseException | None = None
         verdict = Verdict.READ
@@ -489,8 +738,8 @@ class TaskPoller:
         timed_out = False
         with anyio.CancelScope() as scope:
             handle._scope = scope  # handle.cancel() interrupts the wait and the request
-            if self._limiter is not None and not await self._limiter.acquire(bound):
-                timed_out = True  # the deadline came before the rate-limit slot
+            if not await self._admit(url, bound):
+                timed_out = True  # the deadline came before the host or the limiter let us go
             else:
                 handle._attempts += 1
                 self._requests += 1
@@ -501,11 +750,11 @@ class TaskPoller:
                     limit = request_timeout
                 with anyio.move_on_after(None if limit == math.inf else limit) as request_scope:
                     try:
-                        if handle._check is not None:
+                        if handle._check is not None and action == "poll":
                             status = await self._call_check(handle)
                         else:
-                            assert handle.url is not None
-                            response = await self._transport.get(handle.url)
+                            assert url is not None
+                            response = await self._request(handle, action, url)
                     except TransportFailure as exc:
                         failure = exc
                         verdict = Verdict.TRANSIENT if exc.transient else Verdict.FATAL
@@ -534,28 +783,158 @@ class TaskPoller:
         if timed_out:
             self._time_out(handle)
             return
+        hint = None
         if response is not None:
-            verdict = classify(response.status_code)
-            if verdict is Verdict.READ:
-                try:
-                    status = self._reader(response)
-                    if not isinstance(status, Status):
-                        raise PollError(
-                            f"the reader returned {type(status).__name__}, not a Status",
-                            http_status=response.status_code,
-                        )
-                except PollError as exc:
-                    failure, verdict = exc, Verdict.FATAL
-                except Exception as exc:
-                    failure, verdict = exc, Verdict.TRANSIENT
+            assert url is not None
+            handle._last_response = response
+            hint = self._feedback(url, response)
+            if action == "fetch":
+                self._on_fetched(handle, response, hint)
+                return
+            if action == "resubmit":
+                self._on_recreated(handle, response, hint)
+                return
+            status, failure, verdict = self._read(handle, response, hint)
+            if verdict is Verdict.REDIRECT:
+                return
         if status is not None and failure is None:
-            self._on_status(handle, status)
+            self._on_status(handle, status, hint)
         elif verdict is Verdict.THROTTLED:
-            self._on_throttled(handle, response)
+            self._on_throttled(handle, response, hint)
         elif verdict is Verdict.TRANSIENT:
-            self._on_transient(handle, failure, response)
+            self._on_transient(handle, failure, response, hint)
         else:
             self._on_fatal(handle, failure, response)
+
+    def _url_for(self, handle: JobHandle, action: str) -> str | None:
+        if action == "fetch":
+            return handle._fetch_url
+        if action == "resubmit":
+            return self._transport.absolute(handle._create.url)
+        return handle._target
+
+    async def _request(self, handle: JobHandle, action: str, url: str) -> Response:
+        """Send the request ``action`` calls for; credentials only to the job's origin."""
+        origin = handle._origin
+        credentials = origin is not None and same_origin(url, origin)
+        if action == "fetch":
+            return await self._transport.request(
+                "GET", url, credentials=credentials, max_body=self._max_result_body
+            )
+        if action == "resubmit":
+            return await self._send_create(handle._create)
+        return await self._transport.request("GET", url, credentials=credentials)
+
+    async def _send_create(self, create: CreateRequest) -> Response:
+        return await self._transport.request(
+            create.method,
+            create.url,
+            json=create.json,
+            data=create.data,
+            content=create.content,
+            headers=create.headers,
+        )
+
+    def _gate_for(self, url: str) -> HostGate:
+        host = _host_of(url)
+        gate = self._gates.get(host)
+        if gate is None:
+            limit = None
+            if self._host_limits is not None:
+                limit = self._host_limits.get(host, self._host_limits.get("*"))
+            gate = self._gates[host] = HostGate(host, limit, self._clock)
+        return gate
+
+    async def _admit(self, url: str | None, bound: float) -> bool:
+        """Wait for the host's cool-down and rate, then the poller's rate limit."""
+        if url is not None and not await self._gate_for(url).wait(bound):
+            return False
+        return self._limiter is None or await self._limiter.acquire(bound)
+
+    def _feedback(self, url: str, response: Response) -> float | None:
+        """Tell the host's gate what it answered; returns the server's hint, capped."""
+        headers = response.headers
+        hint = header_hint(headers, self._hint_headers, date=headers.get("date"))
+        if hint is not None and hint > self._pacing.max_retry_after:
+            host = _host_of(url)
+            if host not in self._warned_hints:
+                self._warned_hints.add(host)
+                logger.warning(
+                    "%s asked to wait %.0f s; capping server hints at max_retry_after=%g s",
+                    host,
+                    hint,
+                    self._pacing.max_retry_after,
+                )
+            hint = self._pacing.max_retry_after
+        gate = self._gate_for(url)
+        now = self._clock.now()
+        code = response.status_code
+        if code == 429 or (code == 503 and hint is not None):
+            gate.on_throttled(now, DEFAULT_THROTTLE_PAUSE if hint is None else hint)
+        elif code < 400:
+            gate.on_healthy(now)
+        budget = parse_budget(headers, None)
+        if budget is not None:
+            gate.on_budget(now, *budget)
+        return hint
+
+    def _read(
+        self, handle: JobHandle, response: Response, hint: float | None
+    ) -> tuple[Status | None, BaseException | None, Verdict]:
+        """Turn a status response into a ``Status``, or a failure and its verdict."""
+        code = response.status_code
+        verdict = classify(code)
+        if code == 503 and hint is not None:
+            verdict = Verdict.THROTTLED  # back-pressure, not a failure
+        claims = getattr(self._reader, "claims", None)
+        if verdict is not Verdict.READ and claims is not None and claims(code):
+            verdict = Verdict.READ
+        elif 300 <= code < 400:
+            try:
+                return self._on_3xx(handle, response)
+            except PollError as exc:
+                return None, exc, Verdict.FATAL
+        if verdict is not Verdict.READ:
+            return None, None, verdict
+        try:
+            status = self._reader(response)
+            if not isinstance(status, Status):
+                raise PollError(
+                    f"the reader returned {type(status).__name__}, not a Status",
+                    http_status=code,
+                )
+        except PollError as exc:
+            return None, exc, Verdict.FATAL
+        except Exception as exc:
+            return None, exc, Verdict.TRANSIENT
+        return status, None, Verdict.READ
+
+    def _on_3xx(
+        self, handle: JobHandle, response: Response
+    ) -> tuple[Status | None, BaseException | None, Verdict]:
+        """303 See Other: done, the result is there; other redirects: poll the target."""
+        code = response.status_code
+        location = response.headers.get("location")
+        if not location:
+            return None, None, Verdict.FATAL
+        base = response.request_url or handle._target or ""
+        if code == 303:
+            link = check_server_url(
+                location, base=base, allowed=self._allowed_origins, what="the 303 Location"
+            )
+            status = Status(JobState.SUCCEEDED, result=link, http_status=code, result_url=link)
+            return status, None, Verdict.READ
+        if code not in (301, 302, 307, 308):
+            return None, None, Verdict.FATAL
+        target = check_server_url(
+            location, base=base, allowed=self._allowed_origins, what="the redirect Location"
+        )
+        handle._redirects += 1
+        if handle._redirects > MAX_REDIRECTS:
+            raise PollError(f"more than {MAX_REDIRECTS} redirects in a row", http_status=code)
+        handle._target = target
+        self._push(handle, self._clock.now())
+        return None, None, Verdict.REDIRECT
 
     async def _call_check(self, handle: JobHandle) -> Status:
         assert handle._check is not None
@@ -572,17 +951,24 @@ class TaskPoller:
 
     # ----------------------------------------------------------------- outcomes
 
-    def _on_status(self, handle: JobHandle, status: Status) -> None:
+    def _on_status(self, handle: JobHandle, status: Status, hint: float | None = None) -> None:
         previous = handle._status
         handle._status = status
         handle._errors = 0
         handle._throttles = 0
+        handle._redirects = 0
         handle._last_failure = None
         state = status.state
         if state is JobState.SUCCEEDED:
-            self._finish(handle, state, result=status.result)
+            if handle._fetch_result and status.result_url is not None:
+                self._start_fetch(handle, status)
+            else:
+                self._finish(handle, state, result=status.result)
         elif state is JobState.FAILED:
-            self._finish(handle, state, exc=JobFailed(handle.job_id, status))
+            if handle._resubmits_left > 0 and handle._create is not None:
+                self._start_resubmit(handle, status)
+            else:
+                self._finish(handle, state, exc=JobFailed(handle.job_id, status))
         elif state is JobState.CANCELLED:
             reason = "cancelled on the server" + (f": {status.error}" if status.error else "")
             self._finish(handle, state, exc=JobCancelled(handle.job_id, reason))
@@ -605,28 +991,171 @@ class TaskPoller:
                 ),
             )
         else:
+            now = self._clock.now()
             changed_state = state is not handle._state
             if changed_state or previous is None or previous.progress != status.progress:
                 if changed_state and logger.isEnabledFor(logging.DEBUG):
                     logger.debug("job %r is %s", handle.job_id, state.value)
                 handle._state = state
+                handle._changed_at = now
+                handle._stalled = False
                 self._queue_callbacks(self._on_progress, handle._on_progress, handle)
-            delay = next_delay(handle._schedule, handle._attempts, status.retry_after, self._rng)
-            self._push(handle, self._clock.now() + delay)
+            elif self._check_stall(handle, now):
+                return
+            if status.retry_after is not None and (hint is None or status.retry_after > hint):
+                hint = status.retry_after
+            scheduled = checked_delay(handle._schedule, handle._attempts, self._rng)
+            delay, _ = self._pacing.delay(scheduled, hint)
+            self._push(handle, now + delay)
 
-    def _on_throttled(self, handle: JobHandle, response: Response | None) -> None:
+    def _check_stall(self, handle: JobHandle, now: float) -> bool:
+        """Report a job whose state and progress stood still too long; True if it ended."""
+        limit = handle._stall_timeout
+        if limit is None or handle._stalled or now - handle._changed_at < limit:
+            return False
+        handle._stalled = True
+        logger.warning(
+            "job %r has not changed for %.0f s (state %s, progress %s)",
+            handle.job_id,
+            now - handle._changed_at,
+            handle._state.value,
+            handle.progress,
+        )
+        self._queue_callbacks(self._on_stall, None, handle)
+        if not self._fail_on_stall:
+            return False
+        self._finish(
+            handle,
+            JobState.TIMED_OUT,
+            exc=JobStalled(handle.job_id, limit, handle._status),
+        )
+        return True
+
+    def _start_fetch(self, handle: JobHandle, status: Status) -> None:
+        """A succeeded job links to its result: GET it next, through the same path."""
+        assert status.result_url is not None
+        base = handle._target or status.result_url
+        try:
+            handle._fetch_url = check_server_url(
+                status.result_url, base=base, allowed=self._allowed_origins, what="the result link"
+            )
+        except PollError as exc:
+            self._on_fatal(handle, exc, handle._last_response)
+            return
+        handle._action = "fetch"
+        handle._redirects = 0
+        self._push(handle, self._clock.now())
+
+    def _on_fetched(self, handle: JobHandle, response: Response, hint: float | None) -> None:
+        code = response.status_code
+        if 200 <= code < 300:
+            try:
+                document: Any = response.json()
+            except ValueError:
+                document = response.content
+            self._finish(handle, JobState.SUCCEEDED, result=document)
+            return
+        if code in (301, 302, 303, 307, 308) and response.headers.get("location"):
+            try:
+                handle._fetch_url = check_server_url(
+                    response.headers["location"],
+                    base=response.request_url,
+                    allowed=self._allowed_origins,
+                    what="the result document's redirect",
+                )
+            except PollError as exc:
+                self._on_fatal(handle, exc, response)
+                return
+            handle._redirects += 1
+            if handle._redirects > MAX_REDIRECTS:
+                self._on_fatal(handle, PollError(f"more than {MAX_REDIRECTS} redirects"), response)
+            else:
+                self._push(handle, self._clock.now())
+            return
+        verdict = classify(code)
+        if verdict is Verdict.THROTTLED:
+            self._on_throttled(handle, response, hint)
+        elif verdict is Verdict.TRANSIENT:
+            self._on_transient(handle, None, response, hint)
+        else:
+            self._on_fatal(
+                handle,
+                PollError(
+                    f"the job succeeded but its result document could not be fetched: "
+                    f"HTTP {code}; received {excerpt(response.content)}",
+                    http_status=code,
+                ),
+                response,
+            )
+
+    def _start_resubmit(self, handle: JobHandle, status: Status) -> None:
+        """The job failed and may be created again: send the create request next."""
+        handle._resubmits_left -= 1
+        logger.info(
+            "job %r failed (%s); submitting it again (%d more allowed)",
+            handle.job_id,
+            status.error or "no error text",
+            handle._resubmits_left,
+        )
+        handle._action = "resubmit"
+        delay = checked_delay(self._retry_schedule, len(handle._submissions), self._rng)
+        self._push(handle, self._clock.now() + delay)
+
+    def _on_recreated(self, handle: JobHandle, response: Response, hint: float | None) -> None:
+        code = response.status_code
+        if not 200 <= code < 300:
+            verdict = classify(code)
+            if verdict is Verdict.THROTTLED:
+                self._on_throttled(handle, response, hint)
+            elif verdict is Verdict.TRANSIENT:
+                self._on_transient(handle, None, response, hint)
+            else:
+                self._on_fatal(
+                    handle,
+                    PollError(
+                        f"submitting the job again failed: HTTP {code}; "
+                        f"received {excerpt(response.content)}",
+                        http_status=code,
+                    ),
+                    response,
+                )
+            return
+        try:
+            job_id, status_url = self._locate(response)
+        except PollError as exc:
+            self._on_fatal(handle, exc, response)
+            return
+        if self._active.get(handle.job_id) is handle:
+            del self._active[handle.job_id]
+        handle.job_id = job_id
+        handle.url = handle._target = status_url
+        self._active[job_id] = handle
+        self._handles[job_id] = handle
+        handle._submissions.append(Submission(job_id, redact_url(status_url), code))
+        handle._action = "poll"
+        handle._state = JobState.PENDING
+        handle._changed_at = self._clock.now()
+        self._push(handle, self._clock.now() + checked_delay(handle._schedule, 0, self._rng))
+
+    def _on_throttled(
+        self, handle: JobHandle, response: Response | None, hint: float | None = None
+    ) -> None:
         self._throttled += 1
         handle._throttles += 1
-        self._retry_later(handle, handle._throttles, response)
+        self._retry_later(handle, handle._throttles, hint)
 
-    def _retry_later(self, handle: JobHandle, n: int, response: Response | None) -> None:
+    def _retry_later(self, handle: JobHandle, n: int, hint: float | None) -> None:
         """Reschedule after a failed request: the retry schedule, raised to any hint."""
-        hint = None if response is None else retry_after_of(response)
-        delay = next_delay(self._retry_schedule, n, hint, self._rng)
+        scheduled = checked_delay(self._retry_schedule, n, self._rng)
+        delay, _ = self._pacing.delay(scheduled, hint)
         self._push(handle, self._clock.now() + delay)
 
     def _on_transient(
-        self, handle: JobHandle, failure: BaseException | None, response: Response | None
+        self,
+        handle: JobHandle,
+        failure: BaseException | None,
+        response: Response | None,
+        hint: float | None = None,
     ) -> None:
         self._transient_errors += 1
         handle._errors += 1
@@ -654,7 +1183,7 @@ class TaskPoller:
             return
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("job %r: transient failure %d: %s", handle.job_id, handle._errors, failure)
-        self._retry_later(handle, handle._errors, response)
+        self._retry_later(handle, handle._errors, hint)
 
     def _on_fatal(
         self, handle: JobHandle, failure: BaseException | None, response: Response | None
@@ -728,6 +1257,8 @@ class TaskPoller:
             return
         handle._state = state
         handle._result = result
+        if isinstance(exc, AsyncPollError) and exc.response is None:
+            exc.response = handle._last_response
         handle._exception = exc
         handle._finish_seq = self._finished_base + len(self._finished)
         self._finished.append(handle)
@@ -873,13 +1404,94 @@ class TaskPoller:
                 raise handle._exception
         return [h._exception if h._exception is not None else h._result for h in handles]
 
-    async def cancel(self, job_id: JobHandle | str) -> bool:
-        """Stop polling a job and resolve it CANCELLED (never contacts the server).
+    async def cancel(self, job_id: JobHandle | str, *, remote: bool = False) -> bool:
+        """Stop polling a job and resolve it CANCELLED.
+
+        Args:
+            remote: also ask the server to cancel it (``handle.cancel_remote()``);
+                without it the server is never contacted.
 
         Returns:
-            True if the job was cancelled now, False if it had already finished.
+            True if the job was cancelled now, False if it had already finished (or,
+            remotely, the server refused and reported a final state).
         """
-        return self._lookup(job_id).cancel()
+        handle = self._lookup(job_id)
+        if remote:
+            return await handle.cancel_remote()
+        return handle.cancel()
+
+    async def _cancel_remote(self, handle: JobHandle) -> bool:
+        if handle.done():
+            return False
+        url = handle._cancel_url or handle._target
+        if url is None:
+            raise ValueError(
+                f"job {handle.job_id!r} has no URL to send a cancel request to (it is "
+                "polled with check=); pass cancel_url= to add()"
+            )
+        shown = redact_url(url)
+        origin = handle._origin
+        await self._admit(url, math.inf)
+        self._requests += 1
+        try:
+            with anyio.fail_after(self._request_timeout):
+                response = await self._transport.request(
+                    self._cancel_method,
+                    url,
+                    credentials=origin is not None and same_origin(url, origin),
+                )
+        except (TransportFailure, TimeoutError) as exc:
+            raise PollError(
+                f"the {self._cancel_method} request failed: {_describe(exc)}",
+                job_id=handle.job_id,
+                url=shown,
+                cause=exc,
+            ) from exc
+        handle._last_response = response
+        self._feedback(url, response)
+        code = response.status_code
+        if 200 <= code < 300:
+            if self._cancel_job(handle, "cancelled on the server at the caller's request"):
+                logger.info("job %r cancelled on the server", handle.job_id)
+            return True
+        # Refused: the job may have finished already. Ask, and resolve as the server says.
+        status = await self._read_now(handle)
+        if status is not None and status.state.is_terminal:
+            self._on_status(handle, status)
+            return False
+        state = handle._state.value
+        error = PollError(
+            f"the server refused to cancel: HTTP {code}; received {excerpt(response.content)}; "
+            f"the job is still {state} and is still polled",
+            job_id=handle.job_id,
+            url=shown,
+            http_status=code,
+            status=handle._status,
+        )
+        error.response = response
+        raise error
+
+    async def _read_now(self, handle: JobHandle) -> Status | None:
+        """One status read outside the schedule (after a refused cancel), or None."""
+        if handle._check is not None:
+            try:
+                return await self._call_check(handle)
+            except Exception:
+                return None
+        url = handle._target
+        if url is None:
+            return None
+        await self._admit(url, math.inf)
+        self._requests += 1
+        try:
+            with anyio.fail_after(self._request_timeout):
+                response = await self._transport.request("GET", url)
+        except (TransportFailure, TimeoutError):
+            return None
+        handle._last_response = response
+        hint = self._feedback(url, response)
+        status, _, verdict = self._read(handle, response, hint)
+        return status if verdict is Verdict.READ else None
 
     # ----------------------------------------------------------------- introspection
 

@@ -112,6 +112,18 @@ class TokenBucket:
             self._last_at = None
             self.granted -= 1
 
+    def retune(self, per_second: float) -> None:
+        """Change the sustained rate from now on (the burst stays); for adaptive limits."""
+        if not (math.isfinite(per_second) and per_second > 0):
+            raise ValueError(f"a rate must be a finite number > 0, got {per_second!r}")
+        self._interval = 1.0 / per_second
+        self._tolerance = (self.limit.burst - 1) * self._interval
+
+    @property
+    def per_second(self) -> float:
+        """The sustained rate in force, in requests per second."""
+        return 1.0 / self._interval
+
     def tokens(self, now: float) -> float:
         """How many requests could go at ``now`` without waiting (0 to ``burst``)."""
         if self._tat <= now:
@@ -142,6 +154,11 @@ class Limiter:
     def granted(self) -> int:
         """Requests granted so far."""
         return self._bucket.granted
+
+    @property
+    def bucket(self) -> TokenBucket:
+        """The token bucket behind this limiter."""
+        return self._bucket
 
     def has_capacity(self) -> bool:
         """True when ``acquire()`` would return without waiting."""

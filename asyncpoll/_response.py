@@ -27,13 +27,15 @@ class Response:
         status_code: the HTTP status code.
         headers: the headers, names in lower case (repeated headers joined by ", ").
         content: the body as bytes, already decoded from any transfer encoding.
-        url: the URL that was requested, credentials redacted.
+        url: the URL that was requested, credentials redacted (for display).
+        request_url: the same URL as sent, unredacted, for resolving relative links.
     """
 
     status_code: int
     headers: Mapping[str, str] = attrs.field(converter=_lower_keys, factory=dict, repr=False)
     content: bytes = attrs.field(default=b"", repr=False)
     url: str = ""
+    request_url: str = attrs.field(default="", repr=False)
 
     @property
     def text(self) -> str:

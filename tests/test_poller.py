@@ -342,14 +342,16 @@ async def test_a_request_in_flight_at_the_deadline_times_the_job_out(api: FakeJo
 
 
 async def test_429_never_counts_against_the_error_budget(api: FakeJobAPI) -> None:
-    """Ten 429s with Retry-After are waited out, not counted, even with max_errors=2."""
+    """Ten 429s with Retry-After are waited out and backed off from, never counted."""
     throttled = httpx.Response(429, headers={"Retry-After": "3"})
     api.script("a", *[throttled] * 10, job("done", result="ok"))
     t0 = anyio.current_time()
     async with poller(api, max_errors=2) as p:
         assert await p.add("a") == "ok"
         stats = p.statistics()
-    assert rel(api.times("a"), t0) == [3.0 * i for i in range(11)]
+    # The hint (3 s) is a floor; from the second 429 on, the host's rate is halved on each
+    # one (1 per 3 s observed -> 1/6, 1/12, 1/24 per s) down to the floor of 0.05/s.
+    assert rel(api.times("a"), t0) == [0, 3, 6, 12, 24, 44, 64, 84, 104, 124, 144]
     assert stats.throttled == 10
     assert stats.transient_errors == 0
 

@@ -1,0 +1,195 @@
+"""Per-host back-pressure: a shared cool-down, an adaptive rate, and server budgets.
+
+One ``HostGate`` per host a poller talks to. Every request to the host passes
+``await gate.wait(deadline)``. What the host answers feeds back:
+
+- a 429 (or a 503 with ``Retry-After``) pauses every request to the host until the hint
+  has passed, one shared cool-down instead of each job backing off alone, and halves
+  the host's rate (at most once per cool-down: the requests already in flight all come
+  back throttled, and one overload is one signal);
+- healthy answers raise the rate again additively, each healthy second adding 5 % of
+  the rate before the last halving, up to any configured limit; with no configured
+  limit the rate keeps climbing until the next 429, so the poller settles around the
+  server's limit instead of bursting after every cool-down;
+- ``RateLimit-Remaining``/``RateLimit-Reset`` (and ``X-RateLimit-*``) cap the rate so
+  the remaining budget lasts until the reset; a remaining budget of 0 pauses until then.
+
+The arithmetic is plain methods over clock readings; only ``wait()`` awaits.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Mapping
+
+from ._clock import Clock
+from ._ratelimit import Limiter, RateLimit
+
+__all__ = ["HostGate", "parse_budget"]
+
+#: The lowest rate back-pressure drives a host to, in requests per second.
+MIN_RATE = 0.05
+#: Additive increase per second of healthy answers, as a share of the rate last set.
+RECOVERY = 0.05
+
+
+def parse_budget(headers: Mapping[str, str], wall_now: float | None) -> tuple[int, float] | None:
+    """``(remaining, seconds until reset)`` from RateLimit headers, or None.
+
+    Reads ``RateLimit-Remaining``/``RateLimit-Reset`` and their ``X-RateLimit-*`` twins.
+    A reset above 10^9 is taken as epoch seconds (as some APIs send), measured against
+    ``wall_now``; otherwise it is delta-seconds.
+    """
+    for prefix in ("ratelimit-", "x-ratelimit-"):
+        remaining = headers.get(prefix + "remaining")
+        reset = headers.get(prefix + "reset")
+        if remaining is None or reset is None:
+            continue
+        try:
+            left = int(float(remaining.split(",")[0].strip()))
+            seconds = float(reset.split(",")[0].strip())
+        except ValueError:
+            return None
+        if seconds > 1e9:
+            if wall_now is None:
+                return None
+            seconds -= wall_now
+        if left < 0 or not math.isfinite(seconds) or seconds <= 0:
+            return None
+        return left, seconds
+    return None
+
+
+class HostGate:
+    """Admission to one host: cool-down, then an (adaptive) token bucket.
+
+    Args:
+        host: the host name, for reprs.
+        limit: the configured limit for this host, or None.
+        clock: the poller's clock.
+    """
+
+    __slots__ = (
+        "_budget_rate",
+        "_budget_until",
+        "_ceiling",
+        "_clock",
+        "_last_decrease",
+        "_last_increase",
+        "_limiter",
+        "_rate",
+        "_recent",
+        "_step",
+        "host",
+        "paused_until",
+        "throttled",
+    )
+
+    def __init__(self, host: str, limit: RateLimit | None, clock: Clock) -> None:
+        self.host = host
+        self._clock = clock
+        self._ceiling = None if limit is None else limit.per_second
+        self._limiter = None if limit is None else Limiter(limit, clock)
+        self._rate = self._ceiling  # the adaptive rate in force, None: unlimited
+        self.paused_until = -math.inf
+        self._last_decrease = -math.inf
+        self._last_increase = -math.inf
+        self._budget_rate = math.inf
+        self._budget_until = -math.inf
+        # Times of recent requests, to estimate the rate of a host with no limit yet.
+        self._recent: collections.deque[float] = collections.deque(maxlen=64)
+        self._step = 0.0  # additive recovery, requests/s gained per healthy second
+        self.throttled = 0
+
+    @property
+    def rate(self) -> float | None:
+        """The request rate in force for this host (requests/s), or None: unlimited."""
+        return self._rate
+
+    async def wait(self, deadline: float = math.inf) -> bool:
+        """Wait out any cool-down, then take a slot of the host's rate.
+
+        Returns:
+            False if ``deadline`` (a clock reading) came first.
+        """
+        clock = self._clock
+        if self.paused_until > clock.now():
+            if self.paused_until >= deadline:
+                await clock.sleep_until(deadline)
+                return False
+            await clock.sleep_until(self.paused_until)
+        if self._limiter is not None and not await self._limiter.acquire(deadline):
+            return False
+        self._recent.append(clock.now())
+        return True
+
+    def on_throttled(self, now: float, pause: float) -> None:
+        """A 429 (or a 503 with a hint): pause the host, halve its rate once per cool-down."""
+        self.throttled += 1
+        until = now + pause
+        if until > self.paused_until:
+            self.paused_until = until
+        if now < self._last_decrease + max(pause, 1.0):
+            return  # the same overload, reported by requests already in flight
+        current = self._rate if self._rate is not None else self._observed_rate()
+        if current is None:
+            return  # too few requests yet to know the rate: the pause alone must do
+        self._step = RECOVERY * current
+        self._set_rate(max(MIN_RATE, current / 2.0))
+        self._last_decrease = now
+        self._last_increase = until  # recovery starts once the cool-down is over
+
+    def on_healthy(self, now: float) -> None:
+        """A healthy answer: raise the rate additively towards the configured limit."""
+        rate = self._rate
+        if rate is None:
+            if self._limiter is not None and -math.inf < self._budget_until <= now:
+                self._budget_until = -math.inf  # a budget cap has run out: unlimited again
+                self._limiter = None
+            return
+        if now <= self._last_increase:
+            return
+        if self._ceiling is not None and rate >= self._ceiling:
+            return
+        new = rate + self._step * (now - self._last_increase)
+        self._last_increase = now
+        if self._ceiling is not None:
+            new = min(new, self._ceiling)
+        self._set_rate(new)
+
+    def on_budget(self, now: float, remaining: int, reset: float) -> None:
+        """The server's remaining budget: spread it until the reset, or pause at 0."""
+        if remaining == 0:
+            if now + reset > self.paused_until:
+                self.paused_until = now + reset
+            return
+        self._budget_rate = remaining / reset
+        self._budget_until = now + reset
+        self._apply(now)
+
+    def _observed_rate(self) -> float | None:
+        recent = self._recent
+        if len(recent) < 2 or recent[-1] <= recent[0]:
+            return None
+        return (len(recent) - 1) / (recent[-1] - recent[0])
+
+    def _set_rate(self, rate: float) -> None:
+        self._rate = rate
+        self._apply(self._clock.now())
+
+    def _apply(self, now: float) -> None:
+        rate = self._rate if self._rate is not None else math.inf
+        if now < self._budget_until:
+            rate = min(rate, self._budget_rate)
+        if rate == math.inf:
+            return
+        rate = max(MIN_RATE, rate)
+        if self._limiter is None:
+            self._limiter = Limiter(RateLimit(rate), self._clock)
+        else:
+            self._limiter.bucket.retune(rate)
+
+    def __repr__(self) -> str:
+        rate = "unlimited" if self._rate is None else f"{self._rate:.3g}/s"
+        return f"<HostGate {self.host} rate={rate} throttled={self.throttled}>"
