@@ -659,7 +659,10 @@ class TaskPoller:
         if not isinstance(status, Status):
             return
         if status.state.is_terminal:
-            self._on_status(handle, status)
+            # Only an outcome that needs no further request; a result to fetch or a
+            # failure to resubmit is left to the first poll, already scheduled.
+            if not (handle._fetch_result or handle._resubmits_left):
+                self._on_status(handle, status)
         else:
             handle._status = status
             handle._state = status.state

@@ -440,3 +440,20 @@ async def test_deeply_nested_json_is_a_clear_error(api: FakeJobAPI) -> None:
     async with poller(api, max_errors=1) as p:
         with pytest.raises(asyncpoll.PollError, match="nested too deeply"):
             await p.add("a")
+
+
+async def test_a_create_response_saying_failed_still_gets_its_resubmit(api: FakeJobAPI) -> None:
+    """A create response already FAILED is confirmed by one poll, then resubmitted once."""
+    ids = iter(["x1", "x2"])
+    create = api.router.post("/render").mock(
+        side_effect=lambda request: httpx.Response(
+            202, headers={"Location": f"/jobs/{next(ids)}"}, json={"status": "failed"}
+        )
+    )
+    api.script("x1", job("failed", error="bad"))
+    api.script("x2", job("done", result="ok"))
+    async with poller(api) as p:
+        handle = await p.submit("/render", resubmit=1)
+        assert await handle == "ok"
+    assert create.call_count == 2
+    assert [j for _, j in api.calls] == ["x1", "x2"]
