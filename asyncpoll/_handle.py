@@ -141,7 +141,7 @@ class JobHandle:
         self._fetch_result = False
         self._create: Any = None  # the create request, for resubmit
         self._resubmits_left = 0
-        self._submissions: list[Submission] = []
+        self._submissions: list[Submission] | None = None  # made by submit()
         self._redirects = 0
         self._last_response: Response | None = None
         self._changed_at = 0.0
@@ -174,7 +174,7 @@ class JobHandle:
     @property
     def submissions(self) -> tuple[Submission, ...]:
         """Each create request sent for this job (``submit()``, then each resubmit)."""
-        return tuple(self._submissions)
+        return tuple(self._submissions or ())
 
     @property
     def stalled(self) -> bool:

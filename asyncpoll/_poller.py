@@ -627,7 +627,7 @@ class TaskPoller:
         handle._create = create
         handle._resubmits_left = self._resubmit if resubmit is None else resubmit
         handle._last_response = response
-        handle._submissions.append(Submission(job_id, redact_url(status_url), code))
+        handle._submissions = [Submission(job_id, redact_url(status_url), code)]
         self._read_create_status(handle, response)
         return handle
 
@@ -1101,7 +1101,7 @@ class TaskPoller:
             handle._resubmits_left,
         )
         handle._action = "resubmit"
-        delay = checked_delay(self._retry_schedule, len(handle._submissions), self._rng)
+        delay = checked_delay(self._retry_schedule, len(handle._submissions or ()), self._rng)
         self._push(handle, self._clock.now() + delay)
 
     def _on_recreated(self, handle: JobHandle, response: Response, hint: float | None) -> None:
@@ -1134,7 +1134,10 @@ class TaskPoller:
         handle.url = handle._target = status_url
         self._active[job_id] = handle
         self._handles[job_id] = handle
-        handle._submissions.append(Submission(job_id, redact_url(status_url), code))
+        handle._submissions = [
+            *(handle._submissions or ()),
+            Submission(job_id, redact_url(status_url), code),
+        ]
         handle._action = "poll"
         handle._state = JobState.PENDING
         handle._changed_at = self._clock.now()
