@@ -49,7 +49,7 @@ def parse_budget(headers: Mapping[str, str], wall_now: float | None) -> tuple[in
         try:
             left = int(float(remaining.split(",")[0].strip()))
             seconds = float(reset.split(",")[0].strip())
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: an infinite count
             return None
         if seconds > 1e9:
             if wall_now is None:
@@ -93,7 +93,7 @@ class HostGate:
         self._limiter = None if limit is None else Limiter(limit, clock)
         self._rate = self._ceiling  # the adaptive rate in force, None: unlimited
         self.paused_until = -math.inf
-        self._last_decrease = -math.inf
+        self._last_decrease = -math.inf  # no halving before this time (a cool-down's end)
         self._last_increase = -math.inf
         self._budget_rate = math.inf
         self._budget_until = -math.inf
@@ -104,7 +104,12 @@ class HostGate:
 
     @property
     def rate(self) -> float | None:
-        """The request rate in force for this host (requests/s), or None: unlimited."""
+        """The request rate in force for this host (requests/s), or None: unlimited.
+
+        The adaptive rate, or the server's budget cap while that is lower.
+        """
+        if self._clock.now() < self._budget_until:
+            return min(self._budget_rate, math.inf if self._rate is None else self._rate)
         return self._rate
 
     async def wait(self, deadline: float = math.inf) -> bool:
@@ -114,7 +119,8 @@ class HostGate:
             False if ``deadline`` (a clock reading) came first.
         """
         clock = self._clock
-        if self.paused_until > clock.now():
+        # A loop: a 429 that arrives while we sleep can push the cool-down further out.
+        while self.paused_until > clock.now():
             if self.paused_until >= deadline:
                 await clock.sleep_until(deadline)
                 return False
@@ -130,25 +136,27 @@ class HostGate:
         until = now + pause
         if until > self.paused_until:
             self.paused_until = until
-        if now < self._last_decrease + max(pause, 1.0):
+        if now < self._last_decrease:
             return  # the same overload, reported by requests already in flight
         current = self._rate if self._rate is not None else self._observed_rate()
         if current is None:
             return  # too few requests yet to know the rate: the pause alone must do
         self._step = RECOVERY * current
         self._set_rate(max(MIN_RATE, current / 2.0))
-        self._last_decrease = now
+        # No second halving before this cool-down (at least a second) is over.
+        self._last_decrease = max(self.paused_until, now + 1.0)
         self._last_increase = until  # recovery starts once the cool-down is over
 
     def on_healthy(self, now: float) -> None:
         """A healthy answer: raise the rate additively towards the configured limit."""
+        if -math.inf < self._budget_until <= now:
+            self._budget_until = -math.inf  # the server's budget cap has run out
+            if self._rate is None:
+                self._limiter = None  # unlimited again
+            else:
+                self._apply(now)
         rate = self._rate
-        if rate is None:
-            if self._limiter is not None and -math.inf < self._budget_until <= now:
-                self._budget_until = -math.inf  # a budget cap has run out: unlimited again
-                self._limiter = None
-            return
-        if now <= self._last_increase:
+        if rate is None or now <= self._last_increase:
             return
         if self._ceiling is not None and rate >= self._ceiling:
             return

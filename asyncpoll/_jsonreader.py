@@ -31,8 +31,11 @@ def lookup(document: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(value, Mapping):
             value = value.get(part, _MISSING)
-        elif isinstance(value, list) and part.lstrip("-").isdigit():
-            index = int(part)
+        elif isinstance(value, list):
+            try:
+                index = int(part)
+            except ValueError:
+                return None
             value = value[index] if -len(value) <= index < len(value) else _MISSING
         else:
             return None
@@ -41,8 +44,10 @@ def lookup(document: Any, path: str) -> Any:
     return value
 
 
-def _check_path(name: str, path: str | None) -> None:
-    if path is not None and (not isinstance(path, str) or not path or ".." in path):
+def _check_path(name: str, path: object, *, required: bool = False) -> None:
+    if path is None and not required:
+        return
+    if not isinstance(path, str) or not path or ".." in path or path.startswith("."):
         raise ValueError(
             f"JsonReader({name}=) must be a dotted path like 'data.state', got {path!r}"
         )
@@ -89,11 +94,13 @@ class JsonReader:
         status_codes: Mapping[int, JobState] | None = None,
         unknown: Literal["running", "error"] = "running",
     ) -> None:
-        _check_path("state", state)
+        _check_path("state", state, required=True)
         _check_path("result", result)
         _check_path("error", error)
         _check_path("result_url", result_url)
         if progress is not None:
+            if not isinstance(progress, str):
+                _check_path("progress", progress)  # raises, naming the argument
             for piece in progress.split("/"):
                 _check_path("progress", piece)
             if progress.count("/") > 1:

@@ -69,7 +69,7 @@ DEFAULT_STATES: Mapping[str, JobState] = {
         ["completed", "complete", "succeeded", "success", "done", "finished"],
         JobState.SUCCEEDED,
     ),
-    **dict.fromkeys(["failed", "failure", "error", "expired"], JobState.FAILED),
+    **dict.fromkeys(["failed", "failure", "fail", "error", "expired"], JobState.FAILED),
     **dict.fromkeys(["cancelled", "canceled"], JobState.CANCELLED),
 }
 
@@ -265,7 +265,11 @@ class DefaultReader:
             result = _result(scopes, body, link_field)
             progress = 1.0
         elif state in (JobState.FAILED, JobState.CANCELLED):
-            error = _find(scopes, _ERROR_KEYS, _text)
+            # Error text comes first from where the state was: in an envelope the job's
+            # own text wins over the envelope's message about the API call
+            # ({"message": "success", "data": {"state": "fail", "failMsg": ...}}).
+            in_data = _find(scopes[:1], _STATE_KEYS, _word) is None
+            error = _find(scopes[::-1] if in_data else scopes, _ERROR_KEYS, _text)
         return Status(
             state=state,
             progress=progress,

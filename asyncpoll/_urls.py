@@ -19,20 +19,24 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def origin_of(url: str) -> tuple[str, str, int]:
-    """``(scheme, host, port)`` of an absolute URL, lower case, default ports filled in."""
+    """``(scheme, host, port)`` of an absolute URL, lower case, default ports filled in.
+
+    Raises:
+        ValueError: the port is not a number from 0 to 65535.
+    """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
+    port = parts.port  # raises ValueError for a bad port
     return scheme, host, port if port is not None else _DEFAULT_PORTS.get(scheme, 0)
 
 
 def same_origin(a: str, b: str) -> bool:
-    """True when two absolute URLs share scheme, host and port."""
-    return origin_of(a) == origin_of(b)
+    """True when two absolute URLs share scheme, host and port (False if either is bad)."""
+    try:
+        return origin_of(a) == origin_of(b)
+    except ValueError:
+        return False
 
 
 def normalize_origins(origins: Iterable[str]) -> frozenset[tuple[str, str, int]]:
@@ -43,8 +47,19 @@ def normalize_origins(origins: Iterable[str]) -> frozenset[tuple[str, str, int]]
     """
     parsed = set()
     for origin in origins:
-        scheme, host, port = origin_of(origin)
-        if scheme not in _DEFAULT_PORTS or not host:
+        try:
+            scheme, host, port = origin_of(origin)
+        except ValueError:
+            scheme = host = ""
+        parts = urlsplit(origin)
+        if (
+            scheme not in _DEFAULT_PORTS
+            or not host
+            or parts.username is not None
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
             raise ValueError(
                 f"allowed_origins entries must look like 'https://host[:port]', got {origin!r}"
             )
@@ -83,8 +98,11 @@ def check_server_url(
         raise PollError(f"refusing {what} {shown!r}: it carries user credentials")
     if not parts.hostname:
         raise PollError(f"refusing {what} {shown!r}: it names no host")
-    origin = origin_of(absolute)
-    if origin != origin_of(base) and origin not in allowed:
+    try:
+        origin = origin_of(absolute)
+    except ValueError:
+        raise PollError(f"refusing {what} {shown!r}: its port is not valid") from None
+    if not same_origin(absolute, base) and origin not in allowed:
         scheme, host, port = origin
         raise PollError(
             f"refusing {what} {shown!r}: its origin {scheme}://{host}:{port} differs from "

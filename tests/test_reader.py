@@ -59,16 +59,16 @@ VOCABULARY = {
         "finalizing",
     ],
     JobState.SUCCEEDED: ["completed", "complete", "succeeded", "success", "done", "finished"],
-    JobState.FAILED: ["failed", "failure", "error", "expired"],
+    JobState.FAILED: ["failed", "failure", "fail", "error", "expired"],
     JobState.CANCELLED: ["cancelled", "canceled"],
 }
 WORDS = [(word, state) for state, words in VOCABULARY.items() for word in words]
 
 
 def test_default_states_is_exactly_the_documented_vocabulary() -> None:
-    """DEFAULT_STATES maps exactly the 27 documented lower-case words, no more and no fewer."""
+    """DEFAULT_STATES maps exactly the 28 documented lower-case words, no more and no fewer."""
     assert dict(DEFAULT_STATES) == dict(WORDS)
-    assert len(DEFAULT_STATES) == 27
+    assert len(DEFAULT_STATES) == 28
 
 
 @pytest.mark.parametrize(("word", "state"), WORDS)
@@ -711,3 +711,15 @@ def test_reader_names_are_exported() -> None:
     assert asyncpoll.DefaultReader is _reader.DefaultReader
     assert asyncpoll.DEFAULT_STATES is _reader.DEFAULT_STATES
     assert asyncpoll.Response is _response.Response
+
+
+def test_an_envelopes_own_message_does_not_hide_the_jobs_error() -> None:
+    """With the state inside data, data's failMsg wins over the envelope's message."""
+    body = {
+        "code": 200,
+        "message": "success",
+        "data": {"taskId": "t", "state": "fail", "failCode": 500, "failMsg": "model overloaded"},
+    }
+    status = DefaultReader()(Response(200, {}, json.dumps(body).encode()))
+    assert status.state is JobState.FAILED
+    assert status.error == "model overloaded"

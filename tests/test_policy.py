@@ -1,0 +1,269 @@
+"""Tests for ``asyncpoll._policy``: status verdicts, server hints, pacing and checked delays."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from typing import Any
+
+import attrs
+import pytest
+
+from asyncpoll import backoff, fixed
+from asyncpoll._policy import Pacing, Verdict, checked_delay, classify, header_hint, next_delay
+
+
+def _exactly(message: str) -> str:
+    """A ``match=`` pattern that accepts ``message`` and nothing else."""
+    return f"^{re.escape(message)}$"
+
+
+@attrs.frozen
+class Constant:
+    """A schedule that returns ``value`` whatever it is asked, good or bad."""
+
+    value: Any
+
+    def delay(self, n: int, rng: random.Random) -> Any:
+        """Return ``value``."""
+        return self.value
+
+
+# --- classify ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status_code", "verdict"),
+    [
+        (200, Verdict.READ),
+        (201, Verdict.READ),
+        (202, Verdict.READ),
+        (204, Verdict.READ),
+        (299, Verdict.READ),
+        (100, Verdict.FATAL),
+        (301, Verdict.FATAL),
+        (303, Verdict.FATAL),
+        (304, Verdict.FATAL),
+        (400, Verdict.FATAL),
+        (401, Verdict.FATAL),
+        (403, Verdict.FATAL),
+        (404, Verdict.FATAL),
+        (408, Verdict.TRANSIENT),
+        (409, Verdict.FATAL),
+        (410, Verdict.FATAL),
+        (422, Verdict.FATAL),
+        (429, Verdict.THROTTLED),
+        (499, Verdict.FATAL),
+        (500, Verdict.TRANSIENT),
+        (502, Verdict.TRANSIENT),
+        (503, Verdict.TRANSIENT),
+        (504, Verdict.TRANSIENT),
+        (599, Verdict.TRANSIENT),
+    ],
+)
+def test_classify(status_code: int, verdict: Verdict) -> None:
+    """2xx is read, 429 throttled, 408 and 5xx transient, anything else fatal."""
+    assert classify(status_code) is verdict
+
+
+# --- header_hint ---------------------------------------------------------------------
+
+DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
+
+
+@pytest.mark.parametrize(
+    ("headers", "custom", "hint"),
+    [
+        ({}, (), None),
+        ({"retry-after": "5"}, (), 5.0),
+        ({"retry-after": " 2.5 "}, (), 2.5),
+        ({"retry-after": "0"}, (), 0.0),
+        ({"retry-after-ms": "250"}, (), 0.25),
+        ({"retry-after-ms": "250", "retry-after": "9"}, (), 0.25),
+        ({"x-poll-after": "7"}, ("x-poll-after",), 7.0),
+        ({"openai-poll-after-ms": "1500"}, ("openai-poll-after-ms",), 1.5),
+        ({"openai-poll-after-ms": "1500"}, ("OpenAI-Poll-After-MS",), 1.5),
+        (
+            {"openai-poll-after-ms": "1500", "retry-after-ms": "250", "retry-after": "9"},
+            ("openai-poll-after-ms",),
+            1.5,
+        ),
+        ({"x-a": "3", "x-b-ms": "4000"}, ("x-a", "x-b-ms"), 3.0),
+        ({"x-a": "3", "x-b-ms": "4000"}, ("x-b-ms", "x-a"), 4.0),
+        ({"x-b-ms": "4000"}, ("x-a", "x-b-ms"), 4.0),
+        ({"retry-after": "9"}, ("x-poll-after",), 9.0),
+    ],
+)
+def test_header_hint(headers: dict[str, str], custom: tuple[str, ...], hint: float | None) -> None:
+    """Custom headers first, in order, then retry-after-ms, then Retry-After; -ms is ms."""
+    assert header_hint(headers, custom) == hint
+
+
+@pytest.mark.parametrize(
+    ("headers", "hint"),
+    [
+        ({"x-poll-after": "soon", "retry-after": "7"}, 7.0),
+        ({"x-poll-after": "", "retry-after-ms": "abc", "retry-after": "7"}, 7.0),
+        ({"x-poll-after": "nan", "retry-after-ms": "inf", "retry-after": "7"}, 7.0),
+        ({"x-poll-after": "-inf", "retry-after-ms": "1e999"}, None),
+        ({"x-poll-after": "-5", "retry-after": "7"}, 7.0),
+        ({"x-poll-after": "-0.5", "retry-after-ms": "-100"}, None),
+        ({"retry-after-ms": "-100", "retry-after": "3"}, 3.0),
+        ({"retry-after": "soon"}, None),
+        ({"retry-after": ""}, None),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "inf"}, None),
+        ({"retry-after": "-5"}, 0.0),
+        ({"retry-after": "Wed, 99 Foo 2015 07:28:30 GMT"}, None),
+    ],
+)
+def test_header_hint_ignores_garbage_and_negatives(
+    headers: dict[str, str], hint: float | None
+) -> None:
+    """Unreadable, infinite and negative values are skipped (a negative Retry-After means 0)."""
+    assert header_hint(headers, ("x-poll-after",)) == hint
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "date", "hint"),
+    [
+        ("Wed, 21 Oct 2015 07:28:30 GMT", DATE, 30.0),
+        ("Wed, 21 Oct 2015 08:28:00 GMT", DATE, 3600.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", DATE, 0.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", DATE, 0.0),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", "garbage", None),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", None, 0.0),
+    ],
+)
+def test_header_hint_http_date(retry_after: str, date: str | None, hint: float | None) -> None:
+    """An HTTP-date Retry-After counts from the Date header (a past date means no wait)."""
+    assert header_hint({"retry-after": retry_after}, date=date) == hint
+
+
+# --- Pacing --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pacing", "scheduled", "hint", "expected"),
+    [
+        (Pacing(), 2.0, None, (2.0, False)),
+        (Pacing(), 2.0, 5.0, (5.0, False)),
+        (Pacing(), 5.0, 2.0, (5.0, False)),
+        (Pacing(), 2.0, 0.0, (2.0, False)),
+        (Pacing(), 0.0, None, (0.0, False)),
+        (Pacing(), 2.0, 300.0, (300.0, False)),
+        (Pacing(), 2.0, 300.5, (300.0, True)),
+        (Pacing(), 2.0, 86400.0, (300.0, True)),
+        (Pacing(), 400.0, 600.0, (400.0, True)),
+        (Pacing(), 400.0, None, (400.0, False)),
+        (Pacing(1.0, 10.0, 60.0), 0.5, None, (1.0, False)),
+        (Pacing(1.0, 10.0, 60.0), 0.25, 0.5, (1.0, False)),
+        (Pacing(1.0, 10.0, 60.0), 4.0, None, (4.0, False)),
+        (Pacing(1.0, 10.0, 60.0), 4.0, 6.5, (6.5, False)),
+        (Pacing(1.0, 10.0, 60.0), 20.0, None, (10.0, False)),
+        (Pacing(1.0, 10.0, 60.0), 2.0, 30.0, (10.0, False)),
+        (Pacing(1.0, 10.0, 60.0), 2.0, 90.0, (10.0, True)),
+        (Pacing(1.0, 100.0, 60.0), 2.0, 90.0, (60.0, True)),
+        (Pacing(1.0, 100.0, 60.0), 75.0, 90.0, (75.0, True)),
+        (Pacing(1.0, 100.0, 60.0), 150.0, 90.0, (100.0, True)),
+        (Pacing(5.0, math.inf, 0.0), 1.0, 3.0, (5.0, True)),
+        (Pacing(0.0, math.inf, 0.0), 1.0, 0.0, (1.0, False)),
+    ],
+)
+def test_pacing_delay(
+    pacing: Pacing, scheduled: float, hint: float | None, expected: tuple[float, bool]
+) -> None:
+    """clamp(max(hint capped at max_retry_after, scheduled), min, max), and whether capped."""
+    assert pacing.delay(scheduled, hint) == expected
+
+
+def test_pacing_defaults() -> None:
+    """By default there is no floor, no ceiling and hints are capped at 300 s."""
+    assert Pacing() == Pacing(0.0, math.inf, 300.0)
+
+
+# --- checked_delay and next_delay ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("schedule", "n", "delay"),
+    [
+        (fixed(2.5), 1, 2.5),
+        (fixed(2.5), 0, 0.0),
+        (fixed(2.5, first=1.0), 0, 1.0),
+        (Constant(3), 7, 3.0),
+        (Constant(0), 7, 0.0),
+        (backoff(initial=1.0, factor=2.0, max=30.0, jitter=0.0), 4, 8.0),
+    ],
+)
+def test_checked_delay_passes_good_delays(schedule: Any, n: int, delay: float) -> None:
+    """A delay of zero or more seconds comes back as a float."""
+    result = checked_delay(schedule, n, random.Random(0))
+    assert result == delay
+    assert type(result) is float
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (math.nan, "nan"),
+        (-1.0, "-1.0"),
+        (-0.001, "-0.001"),
+        (-2, "-2"),
+        (-math.inf, "-inf"),
+        ("1", "'1'"),
+        (None, "None"),
+        (True, "True"),
+        ([1.0], "[1.0]"),
+    ],
+)
+def test_checked_delay_refuses_bad_delays(value: Any, shown: str) -> None:
+    """NaN, a negative number or a non-number raises ValueError naming the schedule and n."""
+    schedule = Constant(value)
+    message = (
+        f"schedule Constant(value={shown}) returned {shown} for n=3; a delay must be a "
+        "number of seconds >= 0"
+    )
+    with pytest.raises(ValueError, match=_exactly(message)):
+        checked_delay(schedule, 3, random.Random(0))
+
+
+@pytest.mark.parametrize(
+    ("n", "hint", "delay"),
+    [
+        (0, None, 0.0),
+        (1, None, 1.0),
+        (4, None, 8.0),
+        (9, None, 30.0),
+        (4, 2.0, 8.0),
+        (4, 8.0, 8.0),
+        (4, 12.5, 12.5),
+        (0, 3.0, 3.0),
+        (9, 0.0, 30.0),
+        (9, 45.0, 45.0),
+    ],
+)
+def test_next_delay(n: int, hint: float | None, delay: float) -> None:
+    """The schedule's delay, raised to the server's hint when the hint is longer."""
+    schedule = backoff(initial=1.0, factor=2.0, max=30.0, jitter=0.0)
+    assert next_delay(schedule, n, hint, random.Random(0)) == delay
+
+
+def test_next_delay_uses_the_given_rng() -> None:
+    """Jitter draws from the rng passed in, so a seeded rng gives the schedule's own figure."""
+    schedule = backoff(initial=4.0, factor=2.0, max=60.0, jitter=0.5)
+    expected = schedule.delay(3, random.Random(1234))
+    assert next_delay(schedule, 3, None, random.Random(1234)) == expected
+    assert expected != 16.0
+    assert 8.0 <= expected <= 24.0
+
+
+def test_next_delay_refuses_a_bad_schedule_even_with_a_hint() -> None:
+    """A bad schedule delay raises even when a hint would have covered it."""
+    message = (
+        "schedule Constant(value=-1.0) returned -1.0 for n=2; a delay must be a number of "
+        "seconds >= 0"
+    )
+    with pytest.raises(ValueError, match=_exactly(message)):
+        next_delay(Constant(-1.0), 2, 5.0, random.Random(0))
