@@ -71,6 +71,7 @@ class ShapeServer(ThreadingHTTPServer):
 
 class ShapeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
+    disable_nagle_algorithm = True  # headers and body go out at once, no 40 ms stalls
     disable_nagle_algorithm = True  # headers and body go in two writes; do not delay the second
     server: ShapeServer
 
