@@ -81,6 +81,13 @@ def _translate(exc: httpx.HTTPError, url: str, method: str = "GET") -> Transport
     """The one place httpx's exceptions become asyncpoll's."""
     with contextlib.suppress(RuntimeError):  # RuntimeError: no request attached
         url = str(exc.request.url)  # absolute, where a base_url applied
+    if isinstance(exc, httpx.RemoteProtocolError) and "location header" in str(exc):
+        # httpx parses a 3xx's Location even when not following it; a malformed one
+        # will not get better by asking again.
+        return TransportFailure(
+            f"refusing the Location header of {method} {redact_url(url)}: not a valid URL ({exc})",
+            transient=False,
+        )
     name = type(exc).__name__
     detail = str(exc) or "no detail"
     transient = not isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError))
@@ -171,14 +178,19 @@ class HttpxTransport:
         """
         try:
             merged = self._headers if not headers else httpx.Headers({**self._headers, **headers})
-            request = self._client.build_request(
-                method, url, headers=merged, json=json, data=data, content=content
-            )
-            if not credentials:
-                for name in list(request.headers.keys()):
-                    if name.lower() in self._secret:
-                        del request.headers[name]
-            r = await self._client.send(request, stream=True, follow_redirects=False)
+            if credentials:
+                request = self._client.build_request(
+                    method, url, headers=merged, json=json, data=data, content=content
+                )
+                r = await self._client.send(request, stream=True, follow_redirects=False)
+            else:
+                # Another origin: a bare request, so none of the client's defaults (auth,
+                # cookies, params, headers) and none of the credential headers go along.
+                safe = {k: v for k, v in merged.items() if k.lower() not in self._secret}
+                request = httpx.Request(
+                    method, self.absolute(url), headers=safe, json=json, data=data, content=content
+                )
+                r = await self._client.send(request, stream=True, follow_redirects=False, auth=None)
             try:
                 body = await _read_capped(r, self._max_body if max_body is None else max_body)
             finally:

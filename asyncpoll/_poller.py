@@ -17,6 +17,8 @@ heap entries and ``max_concurrency`` worker tasks. Every wait goes through one c
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import enum
 import heapq
 import inspect
@@ -50,7 +52,7 @@ from ._http import DEFAULT_MAX_BODY, HttpxTransport, Transport, TransportFailure
 from ._policy import Pacing, Verdict, checked_delay, classify, header_hint
 from ._ratelimit import Limiter, RateLimit
 from ._reader import DefaultReader, Reader
-from ._redact import redact_headers, redact_url
+from ._redact import SECRET_HEADERS, redact_headers, redact_url
 from ._response import Response, excerpt
 from ._schedule import Schedule, backoff
 from ._status import JobState, Status
@@ -128,6 +130,19 @@ def _coerce_limit(host: object, limit: object) -> RateLimit:
     if coerced is None:
         raise TypeError(f"rate_limit[{host!r}] must be a RateLimit or a number, not None")
     return coerced
+
+
+def _wall_clock_of(date: str | None) -> float | None:
+    """Epoch seconds of an HTTP ``Date`` header: the server's clock, never ours."""
+    if not date:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp()
 
 
 @lru_cache(maxsize=4096)
@@ -293,6 +308,7 @@ class TaskPoller:
                 f"cancel_url must be a URL template containing '{{job_id}}', got {cancel_url!r}"
             )
         self._cancel_url = cancel_url
+        self._secret_headers = SECRET_HEADERS | {str(n).lower() for n in secret_headers}
         self._gates: dict[str, HostGate] = {}  # host -> admission and back-pressure
         self._warned_hints: set[str] = set()  # hosts whose absurd hints were logged
         self._max_concurrency = _check_count("max_concurrency", max_concurrency)
@@ -587,7 +603,12 @@ class TaskPoller:
         create = CreateRequest(method.upper(), url, json, data, content, dict(headers or {}))
         absolute = self._transport.absolute(url)
         shown = redact_url(absolute)
-        await self._admit(absolute, math.inf)
+        if not await self._admit_now(absolute):
+            raise SubmitError(
+                "the host is cooling down; the create request could not be sent within "
+                f"request_timeout={self._request_timeout:g} s",
+                url=shown,
+            )
         self._requests += 1
         try:
             with anyio.fail_after(self._request_timeout):
@@ -614,16 +635,23 @@ class TaskPoller:
             error.response = response
             raise error
         try:
-            job_id, status_url = self._locate(response)
+            job_id, status_url, from_template = self._locate(response)
         except PollError as exc:
             error = SubmitError(exc.message, url=shown, http_status=code, cause=exc)
             error.response = response
             raise error from exc
         existing = self._active.get(job_id)
+        if existing is not None and existing._target != status_url:
+            # Two jobs whose ids were guessed from alike URLs (.../42/status and
+            # .../43/status): the status URL tells them apart.
+            job_id = redact_url(status_url)
+            existing = self._active.get(job_id)
         handle = self.add(job_id, status_url, **add_options)
         if handle is existing:
-            return handle
-        handle._origin = absolute
+            return handle  # the server gave back a job already followed (an idempotent create)
+        # Credentials go where the user sent them: the create URL's origin, or the
+        # origin of the user's own status_url template.
+        handle._origin = status_url if from_template else absolute
         handle._create = create
         handle._resubmits_left = self._resubmit if resubmit is None else resubmit
         handle._last_response = response
@@ -631,14 +659,16 @@ class TaskPoller:
         self._read_create_status(handle, response)
         return handle
 
-    def _locate(self, response: Response) -> tuple[str, str]:
-        """The new job's id and absolute status URL from a 2xx create response."""
+    def _locate(self, response: Response) -> tuple[str, str, bool]:
+        """The new job's id, its absolute status URL, and whether the template gave it."""
         base = response.request_url
         job_id, status_url = discover(response, base=base, allowed=self._allowed_origins)
+        from_template = False
         if status_url is None and job_id is not None and self._status_url is not None:
             status_url = self._transport.absolute(
                 self._status_url.format(job_id=quote(job_id, safe=""))
             )
+            from_template = True
         if status_url is None or job_id is None:
             raise PollError(
                 "cannot tell where to poll the new job: the create response has no "
@@ -648,7 +678,7 @@ class TaskPoller:
                 + f"; received {excerpt(response.content)}",
                 http_status=response.status_code,
             )
-        return job_id, status_url
+        return job_id, status_url, from_template
 
     def _read_create_status(self, handle: JobHandle, response: Response) -> None:
         """A create response that already states the job's state counts as a first read."""
@@ -661,7 +691,7 @@ class TaskPoller:
         if status.state.is_terminal:
             # Only an outcome that needs no further request; a result to fetch or a
             # failure to resubmit is left to the first poll, already scheduled.
-            if not (handle._fetch_result or handle._resubmits_left):
+            if not self._needs_more(handle, status):
                 self._on_status(handle, status)
         else:
             handle._status = status
@@ -848,6 +878,11 @@ class TaskPoller:
             gate = self._gates[host] = HostGate(host, limit, self._clock)
         return gate
 
+    async def _admit_now(self, url: str) -> bool:
+        """Admission for a request outside the schedule, bounded by request_timeout."""
+        limit = self._request_timeout
+        return await self._admit(url, math.inf if limit is None else self._clock.now() + limit)
+
     async def _admit(self, url: str | None, bound: float) -> bool:
         """Wait for the host's cool-down and rate, then the poller's rate limit."""
         if url is not None and not await self._gate_for(url).wait(bound):
@@ -876,9 +911,10 @@ class TaskPoller:
             gate.on_throttled(now, DEFAULT_THROTTLE_PAUSE if hint is None else hint)
         elif code < 400:
             gate.on_healthy(now)
-        budget = parse_budget(headers, None)
+        budget = parse_budget(headers, _wall_clock_of(headers.get("date")))
         if budget is not None:
-            gate.on_budget(now, *budget)
+            remaining, reset = budget
+            gate.on_budget(now, remaining, min(reset, self._pacing.max_retry_after))
         return hint
 
     def _read(
@@ -1124,14 +1160,30 @@ class TaskPoller:
                 )
             return
         try:
-            job_id, status_url = self._locate(response)
+            job_id, status_url, from_template = self._locate(response)
         except PollError as exc:
             self._on_fatal(handle, exc, response)
+            return
+        holder = self._active.get(job_id)
+        if holder is not None and holder is not handle:
+            self._on_fatal(
+                handle,
+                PollError(
+                    f"the job was submitted again, but the new job's id {job_id!r} belongs to "
+                    "another job this poller follows"
+                ),
+                response,
+            )
             return
         if self._active.get(handle.job_id) is handle:
             del self._active[handle.job_id]
         handle.job_id = job_id
         handle.url = handle._target = status_url
+        if from_template:
+            handle._origin = status_url
+        # A new job: its own error budget, backoff and schedule.
+        handle._errors = handle._throttles = handle._redirects = handle._attempts = 0
+        handle._last_failure = None
         self._active[job_id] = handle
         self._handles[job_id] = handle
         handle._submissions = [
@@ -1429,6 +1481,11 @@ class TaskPoller:
     async def _cancel_remote(self, handle: JobHandle) -> bool:
         if handle.done():
             return False
+        if handle._action == "resubmit":
+            # The last job failed and no new one exists yet: nothing to cancel remotely.
+            return self._cancel_job(handle, "cancelled by the caller before it was resubmitted")
+        if handle._action == "fetch":
+            return False  # it succeeded; only its result document is still to come
         url = handle._cancel_url or handle._target
         if url is None:
             raise ValueError(
@@ -1437,7 +1494,13 @@ class TaskPoller:
             )
         shown = redact_url(url)
         origin = handle._origin
-        await self._admit(url, math.inf)
+        if not await self._admit_now(url):
+            raise PollError(
+                f"the host is cooling down; the {self._cancel_method} request could not be "
+                f"sent within request_timeout={self._request_timeout:g} s",
+                job_id=handle.job_id,
+                url=shown,
+            )
         self._requests += 1
         try:
             with anyio.fail_after(self._request_timeout):
@@ -1457,13 +1520,17 @@ class TaskPoller:
         self._feedback(url, response)
         code = response.status_code
         if 200 <= code < 300:
-            if self._cancel_job(handle, "cancelled on the server at the caller's request"):
+            cancelled = self._cancel_job(handle, "cancelled on the server at the caller's request")
+            if cancelled:
                 logger.info("job %r cancelled on the server", handle.job_id)
-            return True
+            return cancelled  # False: it finished on its own while the request was out
         # Refused: the job may have finished already. Ask, and resolve as the server says.
         status = await self._read_now(handle)
+        if handle.done() or handle._action != "poll":
+            return False  # settled (or moved on) while we asked
         if status is not None and status.state.is_terminal:
-            self._on_status(handle, status)
+            if not self._needs_more(handle, status):
+                self._on_status(handle, status)  # resolves; schedules nothing
             return False
         state = handle._state.value
         error = PollError(
@@ -1477,6 +1544,14 @@ class TaskPoller:
         error.response = response
         raise error
 
+    def _needs_more(self, handle: JobHandle, status: Status) -> bool:
+        """True when a terminal status still calls for a request (a fetch, a resubmit)."""
+        if status.state is JobState.SUCCEEDED:
+            return handle._fetch_result and status.result_url is not None
+        if status.state is JobState.FAILED:
+            return handle._resubmits_left > 0 and handle._create is not None
+        return False
+
     async def _read_now(self, handle: JobHandle) -> Status | None:
         """One status read outside the schedule (after a refused cancel), or None."""
         if handle._check is not None:
@@ -1485,17 +1560,19 @@ class TaskPoller:
             except Exception:
                 return None
         url = handle._target
-        if url is None:
+        if url is None or not await self._admit_now(url):
             return None
-        await self._admit(url, math.inf)
         self._requests += 1
         try:
             with anyio.fail_after(self._request_timeout):
-                response = await self._transport.request("GET", url)
+                response = await self._request(handle, "poll", url)
         except (TransportFailure, TimeoutError):
             return None
         handle._last_response = response
         hint = self._feedback(url, response)
+        code = response.status_code
+        if 300 <= code < 400 and code != 303:
+            return None  # a moved status URL is the worker's to follow, on its schedule
         status, _, verdict = self._read(handle, response, hint)
         return status if verdict is Verdict.READ else None
 
@@ -1527,7 +1604,7 @@ class TaskPoller:
         if self._status_url is not None:
             parts.append(f"status_url={redact_url(self._status_url)!r}")
         if self._headers:
-            parts.append(f"headers={redact_headers(self._headers)!r}")
+            parts.append(f"headers={redact_headers(self._headers, self._secret_headers)!r}")
         if self._limiter is not None:
             parts.append(repr(self._limiter))
         return " ".join(parts) + ">"

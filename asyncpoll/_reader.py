@@ -10,6 +10,7 @@ response. A reader signals trouble by raising:
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
 import logging
@@ -79,6 +80,14 @@ _MAX_UNKNOWN_LOGGED = 100  # distinct unknown state words warned about per reade
 _ERROR_KEYS = ("error", "failMsg", "message")
 
 
+def _epoch(http_date: str) -> float:
+    """Epoch seconds of an HTTP-date; one without a zone (``-0000``) is UTC."""
+    when = email.utils.parsedate_to_datetime(http_date)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp()
+
+
 def parse_retry_after(
     value: str | None, *, date: str | None = None, wallclock: Callable[[], float] = time.time
 ) -> float | None:
@@ -97,8 +106,8 @@ def parse_retry_after(
         seconds = float(value)
     except ValueError:
         try:
-            when = email.utils.parsedate_to_datetime(value).timestamp()
-            ref = email.utils.parsedate_to_datetime(date).timestamp() if date else wallclock()
+            when = _epoch(value)
+            ref = _epoch(date) if date else wallclock()
         except (TypeError, ValueError, IndexError, OverflowError, OSError):
             return None
         seconds = when - ref

@@ -89,8 +89,12 @@ def check_server_url(
         PollError: the URL is not http(s), carries credentials, or points to another
             origin that is not allowed.
     """
-    absolute = urljoin(base, url.strip())
-    parts = urlsplit(absolute)
+    try:
+        absolute = urljoin(base, url.strip())
+        parts = urlsplit(absolute)
+        parts.hostname  # noqa: B018 -- parses the netloc, raising on a malformed one
+    except ValueError:
+        raise PollError(f"refusing {what} {redact_url(url)!r}: not a valid URL") from None
     shown = redact_url(absolute)
     if parts.scheme.lower() not in _DEFAULT_PORTS:
         raise PollError(f"refusing {what} {shown!r}: only http and https URLs are followed")

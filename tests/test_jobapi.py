@@ -457,3 +457,168 @@ async def test_a_create_response_saying_failed_still_gets_its_resubmit(api: Fake
         assert await handle == "ok"
     assert create.call_count == 2
     assert [j for _, j in api.calls] == ["x1", "x2"]
+
+
+# ---------------------------------------------------------------- regressions found in review
+
+
+async def test_a_refused_cancel_never_doubles_the_polling(api: FakeJobAPI) -> None:
+    """The status read after a refused cancel leaves the job's schedule alone."""
+    api.script("a", job("running"), httpx.Response(307, headers={"Location": "/jobs/b"}))
+    api.script("b", job("running"), job("running"), job("done", result=1))
+    api.router.delete("/jobs/a").mock(return_value=httpx.Response(405))
+    t0 = anyio.current_time()
+    async with poller(api, schedule=asyncpoll.fixed(10.0)) as p:
+        handle = p.add("a")
+        await anyio.sleep(1)
+        with pytest.raises(asyncpoll.PollError, match="refused to cancel: HTTP 405"):
+            await handle.cancel_remote()
+        assert await handle == 1
+    assert rel(api.times("a"), t0) == [0, 1, 10]
+    assert rel(api.times("b"), t0) == [10, 20, 30]
+
+
+async def test_cancel_while_a_resubmit_is_pending_cancels_locally(api: FakeJobAPI) -> None:
+    """With the last job failed and the next not yet created, cancel needs no request."""
+    create = api.router.post("/render").mock(
+        return_value=httpx.Response(202, headers={"Location": "/jobs/r1"})
+    )
+    delete = api.router.delete("/jobs/r1").mock(return_value=httpx.Response(204))
+    api.script("r1", job("failed", error="x"))
+    async with poller(api, retry_schedule=asyncpoll.fixed(50.0)) as p:
+        handle = await p.submit("/render", resubmit=2)
+        await anyio.sleep(1)
+        assert await handle.cancel_remote() is True
+    assert handle.state is JobState.CANCELLED
+    assert (create.call_count, delete.call_count) == (1, 0)
+
+
+@pytest.mark.parametrize("location", ["http://[::1/x", "https://[oops/r"])
+async def test_a_malformed_location_is_refused_not_a_crash(api: FakeJobAPI, location: str) -> None:
+    """A Location that is not a valid URL ends the job with a PollError saying so."""
+    api.script("a", httpx.Response(302, headers={"Location": location}))
+    async with poller(api) as p:
+        with pytest.raises(asyncpoll.PollError, match="not a valid URL") as info:
+            await p.add("a")
+    assert "internal error" not in str(info.value)
+
+
+async def test_a_malformed_operation_location_is_a_submit_error(api: FakeJobAPI) -> None:
+    """submit() turns a malformed Operation-Location into a SubmitError."""
+    api.router.post("/render").mock(
+        return_value=httpx.Response(202, headers={"Operation-Location": "http://[::1/jobs/x"})
+    )
+    async with poller(api) as p:
+        with pytest.raises(asyncpoll.SubmitError, match="not a valid URL"):
+            await p.submit("/render")
+
+
+async def test_a_clients_auth_params_and_cookies_stay_on_its_origin(api: FakeJobAPI) -> None:
+    """auth=, params= and cookies of a caller's client never reach an allowed CDN."""
+    api.script("a", httpx.Response(303, headers={"Location": "https://cdn.test/a.bin"}))
+    cdn = api.router.get(host="cdn.test", path="/a.bin").mock(
+        return_value=httpx.Response(200, content=b"x")
+    )
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(api.router.async_handler),
+        base_url=api.base_url,
+        auth=("user", "secret"),
+        params={"api_key": "SECRET"},
+        cookies={"session": "s"},
+    )
+    async with asyncpoll.TaskPoller(
+        "/jobs/{job_id}", client=client, allowed_origins=["https://cdn.test"], fetch_result=True
+    ) as p:
+        assert await p.add("a") == b"x"
+    sent = cdn.calls[0].request
+    assert "authorization" not in sent.headers
+    assert "cookie" not in sent.headers
+    assert str(sent.url) == "https://cdn.test/a.bin"
+    status_request = api.requests[0]
+    assert status_request.headers["authorization"].startswith("Basic ")
+    assert "api_key=SECRET" in str(status_request.url)
+    await client.aclose()
+
+
+async def test_a_budget_reset_is_capped_and_submit_is_bounded(api: FakeJobAPI) -> None:
+    """A huge RateLimit-Reset pauses at most max_retry_after; submit() never waits longer
+    than request_timeout for a paused host."""
+    api.script(
+        "a",
+        httpx.Response(
+            200,
+            json={"status": "running"},
+            headers={"RateLimit-Remaining": "0", "RateLimit-Reset": "900000000"},
+        ),
+        job("done", result=1),
+    )
+    api.router.post("/render").mock(
+        return_value=httpx.Response(202, headers={"Location": "/jobs/a"})
+    )
+    t0 = anyio.current_time()
+    async with poller(api, max_retry_after=60, request_timeout=30) as p:
+        handle = p.add("a")
+        await anyio.sleep(0.5)
+        with pytest.raises(asyncpoll.SubmitError, match="the host is cooling down"):
+            await p.submit("/render")
+        assert anyio.current_time() - t0 == pytest.approx(30.5)
+        assert await handle == 1
+    assert rel(api.times("a"), t0) == [0, 60]
+
+
+async def test_a_resubmitted_job_with_a_taken_id_fails_alone(api: FakeJobAPI) -> None:
+    """A resubmit whose new id another job already has ends that handle, not the other."""
+    ids = iter(["a", "b"])
+    api.router.post("/render").mock(
+        side_effect=lambda request: httpx.Response(202, headers={"Location": f"/jobs/{next(ids)}"})
+    )
+    api.script("a", job("failed"))
+    api.script("b", job("running"), job("running"), job("done", result="b"))
+    async with poller(api) as p:
+        resubmitted = await p.submit("/render", resubmit=1)
+        other = p.add("b")
+    assert other.result() == "b"
+    with pytest.raises(asyncpoll.PollError, match="belongs to another job"):
+        resubmitted.result()
+
+
+async def test_a_resubmitted_job_starts_with_a_fresh_error_budget(api: FakeJobAPI) -> None:
+    """Failures of the create request do not count against the new job's budget."""
+    replies = iter(
+        [httpx.Response(202, headers={"Location": "/jobs/e1"})]
+        + [httpx.Response(503)] * 4
+        + [httpx.Response(202, headers={"Location": "/jobs/e2"})]
+    )
+    api.router.post("/render").mock(side_effect=lambda request: next(replies))
+    api.script("e1", job("failed"))
+    api.script("e2", httpx.Response(503), job("done", result=1))
+    async with poller(api, max_errors=5) as p:
+        handle = await p.submit("/render", resubmit=1)
+        assert await handle == 1
+    assert handle.attempts == 2
+
+
+async def test_alike_status_urls_without_ids_stay_apart(api: FakeJobAPI) -> None:
+    """Two created jobs whose status URLs end alike are two jobs, not one."""
+    urls = iter(["/jobs/42/status", "/jobs/43/status"])
+    api.router.post("/render").mock(
+        side_effect=lambda request: httpx.Response(202, headers={"Location": next(urls)})
+    )
+    api.router.get("/jobs/42/status").mock(return_value=job("done", result=42))
+    api.router.get("/jobs/43/status").mock(return_value=job("done", result=43))
+    async with poller(api) as p:
+        first = await p.submit("/render")
+        second = await p.submit("/render")
+        assert first is not second
+        assert await p.gather(first, second) == [42, 43]
+    assert first.job_id == "status"
+    assert second.job_id == "https://api.test/jobs/43/status"
+
+
+def test_secret_headers_are_redacted_in_the_repr() -> None:
+    """Headers marked secret_headers= never show in repr(poller)."""
+    p = asyncpoll.TaskPoller(
+        headers={"X-Signature": "s1gn", "X-Tenant": "t"}, secret_headers=["x-signature"]
+    )
+    assert "s1gn" not in repr(p)
+    assert "'X-Tenant': 't'" in repr(p)
