@@ -212,6 +212,32 @@ class TaskPoller:
         request_timeout: the longest one status request may take as a whole, in
             seconds (None: bounded only by the job's deadline).
         clock: the clock every wait goes through (default: the event loop's).
+        min_interval, max_interval: bounds on the gap between two polls of a job, in
+            seconds: the next poll waits clamp(max(server hint, schedule delay)).
+        max_retry_after: the longest server hint honoured, in seconds (default 300);
+            longer ones are capped and logged once per host.
+        hint_headers: extra response headers that carry a poll-after hint (names ending
+            in ``-ms`` are milliseconds), read before ``Retry-After``.
+        allowed_origins: origins (``"https://cdn.example.com"``) besides a job's own that
+            server-supplied URLs may point to; credentials are never sent there.
+        secret_headers: header names, besides the usual credential headers, never sent
+            to another origin and redacted in reprs.
+        fetch_result: GET the result document a succeeded job links to (a 303, a
+            ``resultUrl``) and resolve with it: parsed JSON, else bytes.
+        max_body, max_result_body: the largest status body and result document read,
+            in decoded bytes (defaults 1 MiB and 64 MiB).
+        resubmit: how often ``submit()`` sends a job's create request again when the
+            job ends FAILED (default 0).
+        stall_timeout: report a job whose state and progress have not changed for this
+            many seconds (a WARNING and ``on_stall``); None: never.
+        fail_on_stall: end a stalled job TIMED_OUT with ``JobStalled``.
+        on_stall: called with a handle when its job stalls.
+        cancel_method, cancel_url: what ``cancel_remote()`` sends (default ``DELETE``)
+            and where (a template with ``{job_id}``; default: the status URL).
+
+    A ``rate_limit`` mapping (``{"api.example.com": RateLimit(10), "*": 2.0}``) gives each
+    host its own bucket ("*" for hosts not listed). Whatever the limits, a 429 (or a 503
+    with ``Retry-After``) pauses every request to its host and lowers that host's rate.
     """
 
     def __init__(
