@@ -1137,21 +1137,23 @@ class TaskPoller:
             else:
                 self._push(handle, self._clock.now())
             return
+        self._on_refused(
+            handle, response, hint, "the job succeeded but its result document could not be fetched"
+        )
+
+    def _on_refused(
+        self, handle: JobHandle, response: Response, hint: float | None, what: str
+    ) -> None:
+        """A non-2xx answer to a fetch or a create request: wait, retry, or give up."""
+        code = response.status_code
         verdict = classify(code)
         if verdict is Verdict.THROTTLED:
             self._on_throttled(handle, response, hint)
         elif verdict is Verdict.TRANSIENT:
             self._on_transient(handle, None, response, hint)
         else:
-            self._on_fatal(
-                handle,
-                PollError(
-                    f"the job succeeded but its result document could not be fetched: "
-                    f"HTTP {code}; received {excerpt(response.content)}",
-                    http_status=code,
-                ),
-                response,
-            )
+            message = f"{what}: HTTP {code}; received {excerpt(response.content)}"
+            self._on_fatal(handle, PollError(message, http_status=code), response)
 
     def _start_resubmit(self, handle: JobHandle, status: Status) -> None:
         """The job failed and may be created again: send the create request next."""
@@ -1167,24 +1169,10 @@ class TaskPoller:
         self._push(handle, self._clock.now() + delay)
 
     def _on_recreated(self, handle: JobHandle, response: Response, hint: float | None) -> None:
-        code = response.status_code
-        if not 200 <= code < 300:
-            verdict = classify(code)
-            if verdict is Verdict.THROTTLED:
-                self._on_throttled(handle, response, hint)
-            elif verdict is Verdict.TRANSIENT:
-                self._on_transient(handle, None, response, hint)
-            else:
-                self._on_fatal(
-                    handle,
-                    PollError(
-                        f"submitting the job again failed: HTTP {code}; "
-                        f"received {excerpt(response.content)}",
-                        http_status=code,
-                    ),
-                    response,
-                )
+        if not 200 <= response.status_code < 300:
+            self._on_refused(handle, response, hint, "submitting the job again failed")
             return
+        code = response.status_code
         try:
             job_id, status_url, from_template = self._locate(response)
         except PollError as exc:
