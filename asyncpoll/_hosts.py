@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ._clock import Clock
 from ._ratelimit import Limiter, RateLimit
@@ -34,12 +34,15 @@ MIN_RATE = 0.05
 RECOVERY = 0.05
 
 
-def parse_budget(headers: Mapping[str, str], wall_now: float | None) -> tuple[int, float] | None:
+def parse_budget(
+    headers: Mapping[str, str], wall_now: float | Callable[[], float | None] | None
+) -> tuple[int, float] | None:
     """``(remaining, seconds until reset)`` from RateLimit headers, or None.
 
     Reads ``RateLimit-Remaining``/``RateLimit-Reset`` and their ``X-RateLimit-*`` twins.
     A reset above 10^9 is taken as epoch seconds (as some APIs send), measured against
-    ``wall_now``; otherwise it is delta-seconds.
+    ``wall_now`` (epoch seconds, or a function giving them, called only when needed);
+    otherwise it is delta-seconds.
     """
     for prefix in ("ratelimit-", "x-ratelimit-"):
         remaining = headers.get(prefix + "remaining")
@@ -52,9 +55,10 @@ def parse_budget(headers: Mapping[str, str], wall_now: float | None) -> tuple[in
         except (ValueError, OverflowError):  # OverflowError: an infinite count
             return None
         if seconds > 1e9:
-            if wall_now is None:
+            now = wall_now() if callable(wall_now) else wall_now
+            if now is None:
                 return None
-            seconds -= wall_now
+            seconds -= now
         if left < 0 or not math.isfinite(seconds) or seconds <= 0:
             return None
         return left, seconds

@@ -875,7 +875,8 @@ class TaskPoller:
     async def _request(self, handle: JobHandle, action: str, url: str) -> Response:
         """Send the request ``action`` calls for; credentials only to the job's origin."""
         origin = handle._origin
-        credentials = origin is not None and same_origin(url, origin)
+        # The common case, a status URL polled where it was given, needs no parsing.
+        credentials = url == origin or (origin is not None and same_origin(url, origin))
         if action == "fetch":
             return await self._transport.request(
                 "GET", url, credentials=credentials, max_body=self._max_result_body
@@ -937,7 +938,7 @@ class TaskPoller:
             gate.on_throttled(now, DEFAULT_THROTTLE_PAUSE if hint is None else hint)
         elif code < 400:
             gate.on_healthy(now)
-        budget = parse_budget(headers, _wall_clock_of(headers.get("date")))
+        budget = parse_budget(headers, lambda: _wall_clock_of(headers.get("date")))
         if budget is not None:
             remaining, reset = budget
             gate.on_budget(now, remaining, min(reset, self._pacing.max_retry_after))

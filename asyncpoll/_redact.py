@@ -23,6 +23,8 @@ _SECRET_PARAM = re.compile(rf"(?:(?i:(?:^|[_-])(?:{_WORDS})s?)|[a-z0-9](?:{_WORD
 
 def redact_url(url: str) -> str:
     """``url`` with any password and credential-bearing query values replaced."""
+    if "@" not in url and "?" not in url and "#" not in url:
+        return url  # nothing to redact: the common case, without parsing
     try:
         parts = urlsplit(url)
     except ValueError:
