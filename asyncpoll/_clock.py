@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import anyio
+import sniffio
 
 __all__ = ["AnyioClock", "Clock"]
 
@@ -34,6 +37,21 @@ class AnyioClock:
 
     __slots__ = ()
 
+    def bound(self) -> Clock:
+        """The same clock, read straight from the running event loop.
+
+        ``anyio.current_time()`` looks up the running async library on every call; a
+        poller reads the clock several times per poll, so it binds once when it opens.
+        """
+        library = sniffio.current_async_library()
+        if library == "asyncio":
+            return _BoundClock(asyncio.get_running_loop().time)
+        if library == "trio":
+            import trio
+
+            return _BoundClock(trio.current_time)
+        return self
+
     def now(self) -> float:
         """The event loop's time in seconds."""
         return anyio.current_time()
@@ -47,3 +65,12 @@ class AnyioClock:
 
     def __repr__(self) -> str:
         return "AnyioClock()"
+
+
+class _BoundClock(AnyioClock):
+    """``AnyioClock`` with ``now()`` bound to the running loop's time function."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now  # type: ignore[method-assign]

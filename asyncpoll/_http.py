@@ -152,7 +152,9 @@ class HttpxTransport:
 
     def absolute(self, url: str) -> str:
         """``url`` joined with the client's base URL."""
-        return str(self._client.base_url.join(url)) if self._client.base_url else url
+        if not self._client.base_url or url.startswith(("http://", "https://")):
+            return url
+        return str(self._client.base_url.join(url))
 
     async def get(self, url: str) -> Response:
         """GET ``url`` with credentials and read the body, at most ``max_body`` bytes."""

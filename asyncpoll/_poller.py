@@ -398,6 +398,10 @@ class TaskPoller:
                 f"this TaskPoller is {self._lifecycle.value}; a TaskPoller can be entered "
                 "only once, make a new one"
             )
+        if isinstance(self._clock, AnyioClock):
+            self._clock = self._clock.bound()
+            if self._limiter is not None:
+                self._limiter = Limiter(self._limiter.limit, self._clock)
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -727,6 +731,15 @@ class TaskPoller:
         deadline = handle._deadline
         if deadline is not None and due > deadline:
             due = deadline
+        elif (
+            due <= self._clock.now()
+            and self._lifecycle is _Lifecycle.OPEN
+            and self._ready_send is not None
+        ):
+            # Due already (fixed(0), a first poll): straight to the workers, without
+            # waking the scheduler for it.
+            self._ready_send.send_nowait(handle)
+            return
         heapq.heappush(self._heap, (due, next(self._seq), handle))
         if due < self._wake_at:
             self._wake_at = due
