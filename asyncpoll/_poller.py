@@ -54,7 +54,7 @@ from ._ratelimit import Limiter, RateLimit
 from ._reader import DefaultReader, Reader
 from ._redact import SECRET_HEADERS, redact_headers, redact_url
 from ._response import Response, excerpt
-from ._schedule import Schedule, backoff
+from ._schedule import Backoff, Fixed, Schedule, backoff
 from ._status import JobState, Status
 from ._submit import CreateRequest, discover
 from ._urls import check_server_url, normalize_origins, same_origin
@@ -157,6 +157,8 @@ def _check_count(name: str, value: int) -> int:
 
 
 def _check_schedule(name: str, value: object) -> Schedule:
+    if type(value) in (Fixed, Backoff):
+        return value  # type: ignore[return-value]  # the common case, without a Protocol check
     if not isinstance(value, Schedule):
         raise TypeError(
             f"{name} must be a schedule such as asyncpoll.fixed(2.0) or asyncpoll.backoff(), "
@@ -366,6 +368,7 @@ class TaskPoller:
             Limiter(self._rate_limit, self._clock) if self._rate_limit is not None else None
         )
         self._rng = random.Random()
+        self._loop_time: Callable[[], float] = anyio.current_time
         self._lifecycle = _Lifecycle.UNOPENED
 
         self._active: dict[str, JobHandle] = {}  # job id -> handle, jobs in flight
@@ -400,6 +403,7 @@ class TaskPoller:
             )
         if isinstance(self._clock, AnyioClock):
             self._clock = self._clock.bound()
+            self._loop_time = self._clock.now  # the event loop's clock: cancel scopes use it
             if self._limiter is not None:
                 self._limiter = Limiter(self._limiter.limit, self._clock)
         tg = anyio.create_task_group()
@@ -808,8 +812,11 @@ class TaskPoller:
         verdict = Verdict.READ
         response: Response | None = None
         timed_out = False
+        by_deadline = True  # whether the request's time limit is the job's deadline
+        # One cancel scope per poll: handle.cancel() cancels it at any point; once the
+        # request starts it also gets the request's deadline.
         with anyio.CancelScope() as scope:
-            handle._scope = scope  # handle.cancel() interrupts the wait and the request
+            handle._scope = scope
             if not await self._admit(url, bound):
                 timed_out = True  # the deadline came before the host or the limiter let us go
             else:
@@ -820,38 +827,38 @@ class TaskPoller:
                 by_deadline = request_timeout is None or limit <= request_timeout
                 if request_timeout is not None and not by_deadline:
                     limit = request_timeout
-                with anyio.move_on_after(None if limit == math.inf else limit) as request_scope:
-                    try:
-                        if handle._check is not None and action == "poll":
-                            status = await self._call_check(handle)
-                        else:
-                            assert url is not None
-                            response = await self._request(handle, action, url)
-                    except TransportFailure as exc:
-                        failure = exc
-                        verdict = Verdict.TRANSIENT if exc.transient else Verdict.FATAL
-                    except PollError as exc:
-                        failure, verdict = exc, Verdict.FATAL
-                    except Exception as exc:
-                        failure, verdict = exc, Verdict.TRANSIENT
-                    except anyio.get_cancelled_exc_class() as exc:
-                        # A real cancellation (this job's, the request limit's, the
-                        # poller's) raises again here; one that user code raised on its
-                        # own (an SDK's cancelled future) is this job's failure.
-                        await anyio.lowlevel.checkpoint_if_cancelled()
-                        failure, verdict = exc, Verdict.TRANSIENT
-                if request_scope.cancelled_caught:
-                    if by_deadline:
-                        timed_out = True
+                if limit != math.inf:
+                    scope.deadline = self._loop_time() + limit
+                try:
+                    if handle._check is not None and action == "poll":
+                        status = await self._call_check(handle)
                     else:
-                        failure = TimeoutError(
-                            "no complete response within "
-                            f"request_timeout={self._request_timeout:g} s"
-                        )
-                        verdict = Verdict.TRANSIENT
+                        assert url is not None
+                        response = await self._request(handle, action, url)
+                except TransportFailure as exc:
+                    failure = exc
+                    verdict = Verdict.TRANSIENT if exc.transient else Verdict.FATAL
+                except PollError as exc:
+                    failure, verdict = exc, Verdict.FATAL
+                except Exception as exc:
+                    failure, verdict = exc, Verdict.TRANSIENT
+                except anyio.get_cancelled_exc_class() as exc:
+                    # A real cancellation (this job's, the request deadline's, the
+                    # poller's) raises again here; one that user code raised on its
+                    # own (an SDK's cancelled future) is this job's failure.
+                    await anyio.lowlevel.checkpoint_if_cancelled()
+                    failure, verdict = exc, Verdict.TRANSIENT
         handle._scope = None
-        if handle._finish_seq >= 0 or scope.cancelled_caught:
+        if handle._finish_seq >= 0:
             return  # cancelled meanwhile
+        if scope.cancelled_caught:  # the request's deadline passed
+            if by_deadline:
+                timed_out = True
+            else:
+                failure = TimeoutError(
+                    f"no complete response within request_timeout={self._request_timeout:g} s"
+                )
+                verdict = Verdict.TRANSIENT
         if timed_out:
             self._time_out(handle)
             return

@@ -51,12 +51,16 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
 def make_client(kind: str, base: str, concurrency: int) -> httpx.AsyncClient:
     """An httpx client of the given kind, keep-alive connections equal to the limit."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Generous timeouts: 10,000 naive loops queue for 100 connections for a long while.
+    timeout = httpx.Timeout(120.0)
     if kind == "httpx":
-        return httpx.AsyncClient(base_url=base, limits=limits)
+        return httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout)
     if kind == "httpx-aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
-        return httpx.AsyncClient(base_url=base, transport=AiohttpTransport(limits=limits))
+        return httpx.AsyncClient(
+            base_url=base, transport=AiohttpTransport(limits=limits), timeout=timeout
+        )
     raise ValueError(kind)
 
 
@@ -197,9 +201,7 @@ async def against_naive(kind: str, base: str, args: argparse.Namespace) -> None:
 async def main_async(args: argparse.Namespace) -> None:
     proc, base = start_server()
     try:
-        print(
-            "client kind      conc    raw/s  poller/s  ratio  raw us/p  pol us/p  server us/req"
-        )
+        print("client kind      conc    raw/s  poller/s  ratio  raw us/p  pol us/p  server us/req")
         for kind in args.kinds:
             await compare(kind, base, args)
         print(
@@ -219,7 +221,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000, help="jobs per run (x3 for fast kinds)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 100, 500])
-    parser.add_argument("--kinds", nargs="+", default=["httpx", "httpx-aiohttp"])
+    parser.add_argument("--kinds", nargs="*", default=["httpx", "httpx-aiohttp"])
     parser.add_argument("--naive-jobs", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--naive-kinds", nargs="+", default=["httpx-aiohttp"])
     parser.add_argument("--interval", type=float, default=0.5)
