@@ -200,7 +200,7 @@ class HostGate:
         if self._limiter is None:
             self._limiter = Limiter(RateLimit(rate), self._clock)
         else:
-            self._limiter.bucket.retune(rate)
+            self._limiter.retune(rate)
 
     def __repr__(self) -> str:
         rate = "unlimited" if self._rate is None else f"{self._rate:.3g}/s"

@@ -13,9 +13,11 @@ window of ``t`` seconds at most ``burst + rate * t`` requests are granted.
 
 from __future__ import annotations
 
+import collections
 import math
 from typing import TYPE_CHECKING
 
+import anyio
 import attrs
 
 if TYPE_CHECKING:
@@ -135,62 +137,150 @@ class TokenBucket:
         return self._tat - self._tolerance <= now
 
 
-class Limiter:
-    """The async face of a ``TokenBucket``: ``await limiter.acquire()`` waits for a slot."""
+#: The shortest sleep of a limiter's head waiter, in seconds (see Limiter.acquire).
+TICK = 0.001
 
-    __slots__ = ("_bucket", "_clock", "waiting")
+
+class _Waiter:
+    __slots__ = ("event", "granted")
+
+    def __init__(self) -> None:
+        self.event: anyio.Event | None = None  # set when it is granted or becomes the head
+        self.granted = False
+
+
+class Limiter:
+    """The async token bucket every request of a poller (or of a host) passes.
+
+    ``await limiter.acquire()`` returns when the request may go. Tokens are counted at
+    the moments requests actually go, so the bound holds for real send times even when
+    the event loop wakes a sleeper late: in any window of ``t`` seconds at most
+    ``burst + rate * t`` requests pass. Waiters queue first come, first served; only
+    the one at the head sleeps, on one timer, until its token accrues, and then hands
+    the head to the next, which goes at once if a token is already there.
+    """
+
+    __slots__ = (
+        "_burst",
+        "_clock",
+        "_limit",
+        "_queue",
+        "_rate",
+        "_stamp",
+        "_tokens",
+        "granted",
+        "waiting",
+    )
 
     def __init__(self, limit: RateLimit, clock: Clock) -> None:
-        self._bucket = TokenBucket(limit)
+        self._limit = limit
         self._clock = clock
+        self._rate = limit.per_second
+        self._burst = float(limit.burst)
+        self._tokens = float(limit.burst)
+        self._stamp: float | None = None  # when _tokens was last brought up to date
+        self._queue: collections.deque[_Waiter] = collections.deque()
+        self.granted = 0
         self.waiting = 0
 
     @property
     def limit(self) -> RateLimit:
         """The configured ``RateLimit``."""
-        return self._bucket.limit
+        return self._limit
 
     @property
-    def granted(self) -> int:
-        """Requests granted so far."""
-        return self._bucket.granted
+    def per_second(self) -> float:
+        """The sustained rate in force, in requests per second."""
+        return self._rate
 
-    @property
-    def bucket(self) -> TokenBucket:
-        """The token bucket behind this limiter."""
-        return self._bucket
+    def retune(self, per_second: float) -> None:
+        """Change the sustained rate from now on (the burst stays); for adaptive limits."""
+        if not (math.isfinite(per_second) and per_second > 0):
+            raise ValueError(f"a rate must be a finite number > 0, got {per_second!r}")
+        self._refill(self._clock.now())
+        self._rate = per_second
+
+    def _refill(self, now: float) -> None:
+        if self._stamp is None:
+            self._stamp = now
+        elif now > self._stamp:
+            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+            self._stamp = now
+
+    def _take(self, now: float) -> bool:
+        self._refill(now)
+        if self._tokens >= 1.0 - 1e-9:
+            self._tokens -= 1.0
+            self.granted += 1
+            return True
+        return False
+
+    def tokens(self) -> float:
+        """Tokens available now (0 to ``burst``)."""
+        self._refill(self._clock.now())
+        return max(0.0, self._tokens)
 
     def has_capacity(self) -> bool:
         """True when ``acquire()`` would return without waiting."""
-        return self._bucket.has_capacity(self._clock.now())
+        return not self._queue and self.tokens() >= 1.0 - 1e-9
 
     async def acquire(self, deadline: float = math.inf) -> bool:
-        """Wait for this request's slot; slots are granted in the order asked for.
+        """Wait for this request's turn and token; first come, first served.
 
         Args:
-            deadline: a clock reading; if the slot would come at or after it, give the
-                slot back, sleep until the deadline and return False.
+            deadline: a clock reading; if the token would come at or after it, stop
+                waiting at the deadline and return False.
 
         Returns:
             True once the request may go; False if the deadline came first.
         """
-        now = self._clock.now()
-        at = self._bucket.reserve(now)
-        if at <= now:
+        clock, queue = self._clock, self._queue
+        if not queue and self._take(clock.now()):
             return True
-        granted = at < deadline
-        if not granted:
-            self._bucket.cancel(at)
+        me = _Waiter()
+        queue.append(me)
         self.waiting += 1
         try:
-            await self._clock.sleep_until(at if granted else deadline)
-        except BaseException:
-            if granted:
-                self._bucket.cancel(at)
-            raise
+            while not me.granted:
+                if queue[0] is not me:
+                    me.event = anyio.Event()
+                    await me.event.wait()
+                    continue
+                # The head grants every token that has accrued, in queue order, so one
+                # timer wake-up serves a batch at high rates.
+                now = clock.now()
+                self._refill(now)
+                while queue and self._tokens >= 1.0 - 1e-9:
+                    waiter = queue.popleft()
+                    self._tokens -= 1.0
+                    self.granted += 1
+                    waiter.granted = True
+                    if waiter.event is not None and waiter is not me:
+                        waiter.event.set()
+                if me.granted:
+                    break
+                rate = self._rate
+                at = now + (1.0 - self._tokens) / rate
+                # Sleep at least one tick (fewer wake-ups at high rates), never so long
+                # that the bucket would overflow and tokens be lost.
+                full = now + (self._burst - self._tokens) / rate
+                at = max(at, min(now + TICK, full))
+                if at >= deadline:
+                    await clock.sleep_until(deadline)
+                    if me.granted:
+                        break
+                    return False
+                await clock.sleep_until(at)
+            return True
         finally:
             self.waiting -= 1
-        return granted
+            if not me.granted:
+                was_head = queue[0] is me
+                queue.remove(me)
+                if was_head and queue and queue[0].event is not None:
+                    queue[0].event.set()  # the next in line becomes the head
+            elif queue and queue[0].event is not None and queue[0] is not me:
+                queue[0].event.set()  # a new head must take over the timer
 
     async def __aenter__(self) -> None:
         await self.acquire()
@@ -199,9 +289,8 @@ class Limiter:
         return None
 
     def __repr__(self) -> str:
-        limit = self._bucket.limit
-        tokens = self._bucket.tokens(self._clock.now())
+        limit = self._limit
         return (
             f"<Limiter {limit.rate:g}/{limit.per:g}s burst={limit.burst} "
-            f"tokens={tokens:.2f} waiting={self.waiting} granted={self.granted}>"
+            f"tokens={self.tokens():.2f} waiting={self.waiting} granted={self.granted}>"
         )

@@ -303,9 +303,10 @@ async def test_a_429_pauses_every_job_on_that_host_only(api: FakeJobAPI) -> None
         p.add("b", schedule=asyncpoll.fixed(1.0, first=0.5))
         p.add("c", url="https://other.test/jobs/c")
     # The 429 at 1 s pauses the host until 6 s and halves its observed rate (2/s) to 1/s:
-    # b, waiting since 1.5 s, goes first at 6 s, then one request a second.
+    # b, waiting since 1.5 s, goes first at 6 s, a a second later; the healthy answer at
+    # 7 s lifts the rate to 1.1/s, so b's next token comes at 7 + 1/1.1.
     assert rel(api.times("a"), t0) == [0, 1, 7]
-    assert rel(api.times("b"), t0) == [0.5, 6, 8]
+    assert rel(api.times("b"), t0) == [0.5, 6, round(7 + 1 / 1.1, 6)]
     assert rel(other_times, t0) == [0, 1, 2]
 
 

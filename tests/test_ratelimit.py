@@ -663,8 +663,8 @@ async def test_cancelled_latest_waiter_gives_its_slot_back() -> None:
 
 
 @pytest.mark.anyio
-async def test_cancelled_earlier_waiter_keeps_later_waiters_in_place() -> None:
-    """Cancelling a waiter that is not the last neither moves later waiters nor frees its slot."""
+async def test_cancelled_earlier_waiter_lets_later_waiters_move_up() -> None:
+    """Cancelling a waiter ahead in the queue moves every later waiter up one place."""
     limiter = _limiter(RateLimit(1))
     await limiter.acquire()
     log: dict[str, float] = {}
@@ -676,8 +676,8 @@ async def test_cancelled_earlier_waiter_keeps_later_waiters_in_place() -> None:
         b.cancel()
         await limiter.acquire()
         log["d"] = anyio.current_time()
-    assert log == {"c": 2.0, "d": 3.0}
-    assert limiter.granted == 4
+    assert log == {"c": 1.0, "d": 2.0}
+    assert limiter.granted == 3
 
 
 @pytest.mark.anyio
@@ -741,8 +741,8 @@ async def test_limiter_repr_shows_live_state() -> None:
         await anyio.sleep(0.5)
         shown.append(repr(limiter))
     assert shown == [
-        "<Limiter 4/1s burst=2 tokens=0.00 waiting=3 granted=5>",
-        "<Limiter 4/1s burst=2 tokens=0.00 waiting=1 granted=5>",
+        "<Limiter 4/1s burst=2 tokens=0.25 waiting=3 granted=2>",
+        "<Limiter 4/1s burst=2 tokens=0.25 waiting=1 granted=4>",
     ]
     assert anyio.current_time() == 0.75
     assert repr(limiter) == "<Limiter 4/1s burst=2 tokens=0.00 waiting=0 granted=5>"

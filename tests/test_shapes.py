@@ -565,11 +565,16 @@ async def test_shape5_a_429_pauses_every_job_on_the_host(api: ScriptedAPI) -> No
     # next request waits until 0.5 + 2.
     assert min(a_times[1], b_times[1], c_times[0]) == 2.5
     # The 429 also halves the host's rate from the observed 2/s (two requests 0.5 s apart)
-    # to 1/s, so the three requests due by 2.5 go at 2.5, 3.5 and 4.5, one a second (b and
-    # c, both waiting since 1, in either order; then a, due at 2.5), and b's last at 5.5.
+    # to 1/s, so b and c (both waiting since 1, in either order) go at 2.5 and 3.5; the
+    # healthy answer at 3.5 starts the recovery (+0.1/s per second, to 1.1/s), so a's
+    # token comes 1/11 s early, at 4.5 - 1/11.
     assert sorted([b_times[1], c_times[0]]) == [2.5, 3.5]
-    assert a_times == [0.5, 4.5]
-    assert len(b_times) == 3 and b_times[0] == 0.0 and b_times[2] == 5.5
+    assert a_times == [0.5, pytest.approx(4.5 - 1 / 11)]
+    # a's healthy answer lifts the rate again (1.1/s + 0.1/s per second since 3.5 s);
+    # b's last token comes one new interval after a's request.
+    a_at = 4.5 - 1 / 11
+    assert len(b_times) == 3 and b_times[0] == 0.0
+    assert b_times[2] == pytest.approx(a_at + 1 / (1.1 + 0.1 * (a_at - 3.5)))
     assert len(c_times) == 1
     assert [r.headers.get("authorization") for r in api.requests] == [TOKEN] * len(api.requests)
     assert p.statistics().throttled == 1
@@ -597,8 +602,9 @@ async def test_shape5_429s_never_count_against_max_errors(api: ScriptedAPI) -> N
     times = api.times("GET", f"{BASE}/v2/parse/a")
     assert all(later - earlier >= 2.0 for earlier, later in itertools.pairwise(times[:4]))
     # Each 429 pauses the host 2 s; the second and third also halve its rate (observed
-    # 0.5/s -> 0.25/s -> 0.125/s), so the requests after them are spaced 4 s, then 8 s.
-    assert times == [0.0, 2.0, 4.0, 8.0, 16.0]
+    # 0.5/s -> 0.25/s -> 0.125/s): the third request takes the one token there is, the
+    # fourth waits 8 s for the next; from 12 s the rate recovers (to 0.2/s: 5 s later).
+    assert times == [0.0, 2.0, 4.0, 12.0, 17.0]
     assert handle.attempts == 5
     assert p.statistics().throttled == 3
     assert p.statistics().transient_errors == 0
