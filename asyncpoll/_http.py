@@ -9,14 +9,18 @@ change to the engine.
 from __future__ import annotations
 
 import contextlib
+import logging
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Protocol, cast
 
 import httpx
+import sniffio
 
 from ._redact import SECRET_HEADERS, redact_url
 from ._response import Response
+
+logger = logging.getLogger("asyncpoll")
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -28,6 +32,8 @@ __all__ = [
 
 #: Largest status body read, in decoded bytes; a larger one is refused, not buffered.
 DEFAULT_MAX_BODY = 1024 * 1024
+#: The transports a poller can make its own client with.
+TRANSPORTS = ("httpx", "httpx-aiohttp")
 #: The encodings asked for: the ones this module inflates under the size cap.
 ACCEPT_ENCODING = "gzip, deflate"
 
@@ -48,6 +54,10 @@ class TransportFailure(Exception):
 
 class Transport(Protocol):
     """One status request in, one fully read ``Response`` out."""
+
+    def open(self) -> None:
+        """Prepare for requests, in the running event loop."""
+        ...
 
     async def get(self, url: str) -> Response:
         """GET ``url``; raises ``TransportFailure`` when no response could be read."""
@@ -110,7 +120,17 @@ class HttpxTransport:
             to another origin.
     """
 
-    __slots__ = ("_client", "_headers", "_max_body", "_owns_client", "_secret")
+    __slots__ = (
+        "_base_url",
+        "_client",
+        "_headers",
+        "_kind",
+        "_max_body",
+        "_max_connections",
+        "_owns_client",
+        "_request_timeout",
+        "_secret",
+    )
 
     def __init__(
         self,
@@ -122,28 +142,75 @@ class HttpxTransport:
         max_connections: int = 64,
         max_body: int = DEFAULT_MAX_BODY,
         secret_headers: Iterable[str] = (),
+        kind: str = "httpx",
     ) -> None:
+        if kind not in TRANSPORTS:
+            raise ValueError(
+                f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, got {kind!r}"
+            )
         if client is not None and not isinstance(client, httpx.AsyncClient):
             raise TypeError(f"client must be an httpx.AsyncClient, got {type(client).__name__}")
-        self._owns_client = client is None
-        if client is None:
-            client = httpx.AsyncClient(
-                base_url=base_url or "",
-                timeout=httpx.Timeout(request_timeout),
-                limits=httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                ),
-                follow_redirects=False,
-            )
-        elif base_url is not None:
+        if client is not None and base_url is not None:
             raise ValueError(
                 "base_url= cannot be combined with client=; give the client its base_url"
             )
+        self._kind = kind
+        self._base_url = base_url or ""
+        self._request_timeout = request_timeout
+        self._max_connections = max_connections
+        self._owns_client = client is None
+        if client is None:
+            client = self._make_client(kind)
         self._client = client
         # The poller's headers go on each request so a caller's client keeps its own too.
         self._headers = httpx.Headers({"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})})
         self._max_body = max_body
         self._secret = SECRET_HEADERS | {name.lower() for name in secret_headers}
+
+    def _make_client(self, kind: str) -> httpx.AsyncClient:
+        limits = httpx.Limits(
+            max_connections=self._max_connections,
+            max_keepalive_connections=self._max_connections,  # no churn under load
+        )
+        transport: httpx.AsyncBaseTransport | None = None
+        if kind == "httpx-aiohttp":
+            try:
+                from httpx_aiohttp import AiohttpTransport
+            except ImportError:
+                raise ImportError(
+                    "transport='httpx-aiohttp' needs the aiohttp extra: "
+                    "pip install 'asyncpoll[aiohttp]'"
+                ) from None
+            transport = AiohttpTransport(limits=limits)
+        return httpx.AsyncClient(
+            base_url=self._base_url,
+            timeout=httpx.Timeout(self._request_timeout),
+            limits=limits,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def open(self) -> None:
+        """Called in the running event loop before the first request.
+
+        aiohttp runs on asyncio only: under trio a poller asked for
+        ``transport="httpx-aiohttp"`` falls back to httpx's own transport, and says so.
+        """
+        if self._kind == "httpx" or not self._owns_client:
+            return
+        library = sniffio.current_async_library()
+        if library != "asyncio":
+            logger.warning(
+                "transport=%r runs on asyncio only; using httpx's own transport on %s",
+                self._kind,
+                library,
+            )
+            self._client = self._make_client("httpx")
+
+    @property
+    def kind(self) -> str:
+        """The transport asked for: ``"httpx"`` or ``"httpx-aiohttp"``."""
+        return self._kind
 
     @property
     def owns_client(self) -> bool:

@@ -168,3 +168,33 @@ async def test_a_dripping_server_cannot_outlast_request_timeout(drip_server: str
     assert isinstance(info.value.cause, TimeoutError)
     assert elapsed < 3.0  # the server would have dripped for 5 s
     await anyio.lowlevel.checkpoint()
+
+
+async def test_the_httpx_aiohttp_transport_polls_real_http(
+    server: JobServer, anyio_backend_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """transport="httpx-aiohttp" polls over aiohttp on asyncio and falls back on trio."""
+    async with asyncpoll.TaskPoller(
+        server.url + "/jobs/{job_id}",
+        schedule=asyncpoll.fixed(0),
+        transport="httpx-aiohttp",
+        max_concurrency=4,
+    ) as p:
+        results = await p.gather(*[p.add(f"a{i}") for i in range(20)])
+        inner = type(p._transport._client._transport).__name__  # type: ignore[attr-defined]
+    assert results == [{"job": f"a{i}"} for i in range(20)]
+    fallbacks = [r.getMessage() for r in caplog.records if "runs on asyncio only" in r.getMessage()]
+    if anyio_backend_name == "asyncio":
+        assert inner == "AiohttpTransport"
+        assert fallbacks == []
+    else:
+        assert inner == "AsyncHTTPTransport"
+        assert fallbacks == [
+            "transport='httpx-aiohttp' runs on asyncio only; using httpx's own transport on trio"
+        ]
+
+
+def test_an_unknown_transport_is_named() -> None:
+    """An unknown transport name raises ValueError listing the choices."""
+    with pytest.raises(ValueError, match="transport must be one of 'httpx', 'httpx-aiohttp'"):
+        asyncpoll.TaskPoller(transport="curl")
