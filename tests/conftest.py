@@ -9,6 +9,7 @@ so no test can loop forever.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any
 
@@ -18,6 +19,13 @@ import looptime
 import pytest
 import respx
 import trio.testing
+
+#: Real-time event loops, for modules whose tests talk to a real server over sockets
+#: (socket I/O cannot be fast-forwarded); they override ``anyio_backend`` with these.
+REAL_TIME_BACKENDS = [
+    pytest.param(("asyncio", {"loop_factory": asyncio.new_event_loop}), id="asyncio"),
+    pytest.param(("trio", {}), id="trio"),
+]
 
 #: Virtual seconds after which a test's event loop gives up (asyncio backend).
 VIRTUAL_END = 100_000.0
@@ -105,6 +113,11 @@ class FakeJobAPI:
             raise reply
         assert isinstance(reply, httpx.Response)
         return reply
+
+
+def rel(times: list[float], t0: float) -> list[float]:
+    """Times relative to ``t0``, rounded to the microsecond."""
+    return [round(t - t0, 6) for t in times]
 
 
 def job(state: str, **fields: Any) -> httpx.Response:

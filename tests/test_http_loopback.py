@@ -6,7 +6,6 @@ These tests talk to real servers on a free loopback port, so they run in real ti
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import threading
@@ -18,18 +17,14 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from conftest import REAL_TIME_BACKENDS
 
 import asyncpoll
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(("asyncio", {"loop_factory": asyncio.new_event_loop}), id="asyncio"),
-        pytest.param(("trio", {}), id="trio"),
-    ]
-)
+@pytest.fixture(params=REAL_TIME_BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     """Real-time event loops: socket I/O with a real server cannot run in virtual time."""
     return request.param  # type: ignore[no-any-return]

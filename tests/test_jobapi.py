@@ -9,17 +9,12 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from conftest import FakeJobAPI, job
+from conftest import FakeJobAPI, job, rel
 
 import asyncpoll
 from asyncpoll import JobState
 
 pytestmark = pytest.mark.anyio
-
-
-def rel(times: list[float], t0: float) -> list[float]:
-    """Times relative to ``t0``, rounded to the microsecond."""
-    return [round(t - t0, 6) for t in times]
 
 
 def poller(api: FakeJobAPI, **options: Any) -> asyncpoll.TaskPoller:

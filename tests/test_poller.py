@@ -10,17 +10,12 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-from conftest import FakeJobAPI, _virtual_loop, job
+from conftest import FakeJobAPI, _virtual_loop, job, rel
 
 import asyncpoll
 from asyncpoll import JobState, Status
 
 pytestmark = pytest.mark.anyio
-
-
-def rel(times: list[float], t0: float) -> list[float]:
-    """Times relative to ``t0``, rounded to the microsecond."""
-    return [round(t - t0, 6) for t in times]
 
 
 def poller(api: FakeJobAPI, **options: Any) -> asyncpoll.TaskPoller:

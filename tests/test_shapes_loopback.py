@@ -8,7 +8,6 @@ cannot be fast-forwarded) on tiny schedules and each takes a fraction of a secon
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import threading
@@ -20,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import pytest
+from conftest import REAL_TIME_BACKENDS
 
 import asyncpoll
 from asyncpoll import JobState
@@ -31,12 +31,7 @@ TOKEN = "Bearer sk-loop-42"
 PAUSE = 0.2
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(("asyncio", {"loop_factory": asyncio.new_event_loop}), id="asyncio"),
-        pytest.param(("trio", {}), id="trio"),
-    ]
-)
+@pytest.fixture(params=REAL_TIME_BACKENDS)
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     """Real-time event loops: socket I/O with a real server cannot run in virtual time."""
     return request.param  # type: ignore[no-any-return]
