@@ -23,6 +23,7 @@ import anyio
 import asyncpoll
 from asyncpoll import JobState, Status
 
+SPREAD = 10_000  # distinct start offsets within one interval
 RUNNING = Status(JobState.RUNNING)
 DONE = Status(JobState.SUCCEEDED)
 
@@ -42,14 +43,15 @@ async def run(jobs: int, polls: int, interval: float) -> dict[str, float]:
         return DONE if handle.attempts >= polls else RUNNING
 
     # jitter=0 keeps each poll exactly `interval` after the previous one (lateness is
-    # exact); the first polls are spread over one interval by staggered first delays.
-    schedules = [asyncpoll.fixed(interval, first=interval * i / 64) for i in range(64)]
+    # exact); the first polls are spread evenly over one interval by staggered first
+    # delays (SPREAD of them, shared by many jobs each).
+    schedules = [asyncpoll.fixed(interval, first=interval * i / SPREAD) for i in range(SPREAD)]
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu0 = time.process_time()
     async with asyncpoll.TaskPoller(max_concurrency=64, timeout=None) as poller:
         t0 = time.perf_counter()
         for i in range(jobs):
-            poller.add(str(i), check=check, schedule=schedules[i % 64])
+            poller.add(str(i), check=check, schedule=schedules[i % SPREAD])
         added = time.perf_counter() - t0
         rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t1 = time.perf_counter()
