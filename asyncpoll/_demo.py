@@ -127,8 +127,8 @@ async def run(jobs: int = 300, rate: float = 250.0, seed: int = 7, out: TextIO =
         f"\n  status requests   {stats.requests:>6}  ({stats.requests / jobs:.1f} per job)\n"
         f"  429s waited out   {stats.throttled:>6}\n"
         f"  5xx retried       {stats.transient_errors:>6}\n"
-        f"  elapsed           {elapsed:>6.1f} s  ({stats.requests / elapsed:.0f} requests/s, "
-        f"limit {rate:g})\n"
+        f"  elapsed           {elapsed:>6.1f} s  ({stats.requests / elapsed:.0f} requests/s; "
+        f"limit {rate:g}, lowered for a while after each 429)\n"
     )
     failed = [h for h in handles if h.state is not JobState.SUCCEEDED]
     if failed:
