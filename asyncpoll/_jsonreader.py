@@ -12,8 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from ._errors import PollError
-from ._reader import DEFAULT_STATES, progress_fraction, retry_after_of
+from ._reader import DEFAULT_STATES, progress_fraction, retry_after_of, unknown_state
 from ._reader import number as progress_fraction_number
 from ._response import Response, excerpt
 from ._status import JobState, Status
@@ -204,22 +203,14 @@ class JsonReader:
         state = self.words.get(word.lower())
         if state is not None:
             return state
-        if self.unknown == "error":
-            raise PollError(
-                f"the server reported state {word!r} at {self.state_path!r}, which this "
-                "reader does not know (list it in JsonReader(...))",
-                http_status=response.status_code,
-            )
-        key = word.lower()
-        if key not in self._seen_unknown and len(self._seen_unknown) < 100:
-            self._seen_unknown.add(key)
-            logger.warning(
-                "unknown job state %r at %r from %s; treating it as running",
-                word,
-                self.state_path,
-                response.url,
-            )
-        return JobState.RUNNING
+        return unknown_state(
+            word,
+            response,
+            strict=self.unknown == "error",
+            seen=self._seen_unknown,
+            fix="list it in JsonReader(...)",
+            place=f" at {self.state_path!r}",
+        )
 
     def _progress(self, body: Any) -> float | None:
         assert self.progress_path is not None

@@ -30,6 +30,7 @@ __all__ = [
     "parse_retry_after",
     "progress_fraction",
     "retry_after_of",
+    "unknown_state",
 ]
 
 logger = logging.getLogger("asyncpoll")
@@ -201,6 +202,44 @@ def _result(scopes: tuple[Mapping[str, Any], ...], body: Any, link_field: Any) -
     return body if link_field is None else link_field
 
 
+def unknown_state(
+    word: str,
+    response: Response,
+    *,
+    strict: bool,
+    seen: set[str],
+    fix: str,
+    place: str = "",
+    warn_fix: bool = False,
+) -> JobState:
+    """What a state word no reader list knows means: RUNNING (warned once) or an error.
+
+    Args:
+        strict: raise ``PollError`` instead of reading the word as running.
+        seen: the words already warned about (bounded, so a server inventing a new word
+            per poll cannot grow it forever).
+        fix: what the user can do, for the message.
+        place: where the word was, such as `` at 'data.state'``.
+        warn_fix: put ``fix`` in the warning too.
+    """
+    if strict:
+        raise PollError(
+            f"the server reported state {word!r}{place}, which this reader does not know ({fix})",
+            http_status=response.status_code,
+        )
+    key = word.lower()
+    if key not in seen and len(seen) < _MAX_UNKNOWN_LOGGED:
+        seen.add(key)
+        logger.warning(
+            "unknown job state %r%s from %s; treating it as running%s",
+            word,
+            place,
+            response.url,
+            f" ({fix})" if warn_fix else "",
+        )
+    return JobState.RUNNING
+
+
 def retry_after_of(response: Response) -> float | None:
     """Seconds the response's ``Retry-After`` header asks to wait, or None."""
     headers = response.headers
@@ -291,23 +330,14 @@ class DefaultReader:
         )
 
     def _unknown(self, word: str, response: Response) -> JobState:
-        if self.unknown == "error":
-            raise PollError(
-                f"the server reported state {word!r}, which this reader does not know "
-                "(map it with DefaultReader(states={...}))",
-                http_status=response.status_code,
-            )
-        key = word.lower()
-        # Bounded, so a server inventing a new word per poll cannot grow it forever.
-        if key not in self._seen_unknown and len(self._seen_unknown) < _MAX_UNKNOWN_LOGGED:
-            self._seen_unknown.add(key)
-            logger.warning(
-                "unknown job state %r from %s; treating it as running (map it with "
-                "DefaultReader(states={...}))",
-                word,
-                response.url,
-            )
-        return JobState.RUNNING
+        return unknown_state(
+            word,
+            response,
+            strict=self.unknown == "error",
+            seen=self._seen_unknown,
+            fix="map it with DefaultReader(states={...})",
+            warn_fix=True,
+        )
 
     def __repr__(self) -> str:
         return f"DefaultReader(unknown={self.unknown!r})"
