@@ -19,6 +19,7 @@ import sniffio
 
 from ._redact import SECRET_HEADERS, redact_url
 from ._response import Response
+from ._urls import join_base
 
 logger = logging.getLogger("asyncpoll")
 
@@ -219,9 +220,7 @@ class HttpxTransport:
 
     def absolute(self, url: str) -> str:
         """``url`` joined with the client's base URL."""
-        if not self._client.base_url or url.startswith(("http://", "https://")):
-            return url
-        return str(self._client.base_url.join(url))
+        return join_base(str(self._client.base_url), url)
 
     async def get(self, url: str) -> Response:
         """GET ``url`` with credentials and read the body, at most ``max_body`` bytes."""

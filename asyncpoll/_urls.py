@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 from ._errors import PollError
 from ._redact import redact_url
 
-__all__ = ["check_server_url", "normalize_origins", "origin_of", "same_origin"]
+__all__ = ["check_server_url", "join_base", "normalize_origins", "origin_of", "same_origin"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -29,6 +29,22 @@ def origin_of(url: str) -> tuple[str, str, int]:
     host = (parts.hostname or "").lower()
     port = parts.port  # raises ValueError for a bad port
     return scheme, host, port if port is not None else _DEFAULT_PORTS.get(scheme, 0)
+
+
+def join_base(base: str, url: str) -> str:
+    """``url`` made absolute against a client's ``base_url``, the way httpx's client does.
+
+    An absolute ``url`` is returned as it is. A relative one is appended to the base's
+    path (``https://h/v1`` + ``/jobs/7`` is ``https://h/v1/jobs/7``), not resolved as a
+    browser would (which would drop ``/v1``): ``base_url`` names where the API lives.
+    """
+    if not base or url.startswith(("http://", "https://")):
+        return url
+    if "?" in base or "#" in base:
+        base = base.partition("#")[0].partition("?")[0]
+    if not base.endswith("/"):
+        base += "/"
+    return base + url.lstrip("/")
 
 
 def same_origin(a: str, b: str) -> bool:

@@ -10,6 +10,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
+import respx
 from conftest import FakeJobAPI, _virtual_loop, job, rel
 
 import asyncpoll
@@ -111,6 +112,16 @@ async def test_url_template_quotes_the_id_and_headers_go_on_every_request(
     assert [str(r.url) for r in api.requests] == ["https://api.test/jobs/a%20b"] * 2
     assert all(r.headers["authorization"] == "Bearer s3cret" for r in api.requests)
     assert "s3cret" not in repr(p)
+
+
+async def test_base_url_with_a_path_keeps_its_path(api: FakeJobAPI) -> None:
+    """A relative status URL is appended to base_url's path, as httpx's client does."""
+    with respx.mock(assert_all_called=False) as router:
+        route = router.get("https://h.test/v1/jobs/7").respond(json={"status": "done", "result": 7})
+        async with asyncpoll.TaskPoller("/jobs/{job_id}", base_url="https://h.test/v1") as p:
+            handle = p.add(7)
+            assert await handle == 7
+    assert [str(call.request.url) for call in route.calls] == ["https://h.test/v1/jobs/7"]
 
 
 async def test_explicit_url_and_int_ids(api: FakeJobAPI) -> None:

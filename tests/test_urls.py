@@ -11,7 +11,13 @@ import re
 import pytest
 
 from asyncpoll import PollError
-from asyncpoll._urls import check_server_url, normalize_origins, origin_of, same_origin
+from asyncpoll._urls import (
+    check_server_url,
+    join_base,
+    normalize_origins,
+    origin_of,
+    same_origin,
+)
 
 BASE = "https://api.test/v1/jobs/42"
 
@@ -269,3 +275,19 @@ def test_allowed_origin_with_an_unreadable_port_is_refused(entry: str) -> None:
     message = f"allowed_origins entries must look like 'https://host[:port]', got {entry!r}"
     with pytest.raises(ValueError, match=_exactly(message)):
         normalize_origins([entry])
+
+
+@pytest.mark.parametrize(
+    ("base", "url", "joined"),
+    [
+        ("https://h.test/v1", "/jobs/7", "https://h.test/v1/jobs/7"),
+        ("https://h.test/v1/", "jobs/7", "https://h.test/v1/jobs/7"),
+        ("https://h.test", "/jobs/7", "https://h.test/jobs/7"),
+        ("https://h.test/v1?key=1", "/jobs/7", "https://h.test/v1/jobs/7"),
+        ("https://h.test/v1", "https://other.test/x", "https://other.test/x"),
+        ("", "/jobs/7", "/jobs/7"),
+    ],
+)
+def test_join_base_appends_to_the_base_path(base: str, url: str, joined: str) -> None:
+    """Relative URLs extend base_url's path; absolute ones are left alone."""
+    assert join_base(base, url) == joined
