@@ -1,24 +1,30 @@
-"""The HTTP edge: the only module that imports httpx.
+"""The httpx edge: the only module that imports httpx.
 
-The engine sees one narrow seam, ``Transport``: ``await transport.get(url)`` returns a
-transport-neutral ``Response`` or raises ``TransportFailure``. Swapping the HTTP client
-(httpx's successor fork, a native aiohttp path) means another ``Transport`` here, not a
-change to the engine.
+``HttpxTransport`` is the ``Transport`` (see ``_transport``) over an ``httpx.AsyncClient``:
+the default client, or one given as ``client=``, over httpx's own transport or
+``httpx-aiohttp``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
-from typing import Any, Protocol, cast
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from typing import Any, cast
 
 import httpx
 import sniffio
 
 from ._redact import SECRET_HEADERS, redact_url
 from ._response import Response
+from ._transport import (
+    ACCEPT_ENCODING,
+    DEFAULT_MAX_BODY,
+    Transport,
+    TransportFailure,
+    read_capped,
+    too_large,
+)
 from ._urls import join_base
 
 logger = logging.getLogger("asyncpoll")
@@ -31,61 +37,8 @@ __all__ = [
     "mock_client",
 ]
 
-#: Largest status body read, in decoded bytes; a larger one is refused, not buffered.
-DEFAULT_MAX_BODY = 1024 * 1024
-#: The transports a poller can make its own client with.
-TRANSPORTS = ("httpx", "httpx-aiohttp")
-#: The encodings asked for: the ones this module inflates under the size cap.
-ACCEPT_ENCODING = "gzip, deflate"
-
-
-class TransportFailure(Exception):
-    """A request got no usable response.
-
-    Attributes:
-        transient: True when trying again may help (connection refused, reset, timed
-            out); False when it cannot (an unsupported scheme, an invalid URL, a body
-            over the size cap).
-    """
-
-    def __init__(self, message: str, *, transient: bool) -> None:
-        super().__init__(message)
-        self.transient = transient
-
-
-class Transport(Protocol):
-    """One status request in, one fully read ``Response`` out."""
-
-    def open(self) -> None:
-        """Prepare for requests, in the running event loop."""
-        ...
-
-    async def get(self, url: str) -> Response:
-        """GET ``url``; raises ``TransportFailure`` when no response could be read."""
-        ...
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        json: Any = None,
-        data: Any = None,
-        content: bytes | str | None = None,
-        headers: Mapping[str, str] | None = None,
-        credentials: bool = True,
-        max_body: int | None = None,
-    ) -> Response:
-        """Any request; ``credentials=False`` strips credential headers."""
-        ...
-
-    def absolute(self, url: str) -> str:
-        """``url`` made absolute against the client's base URL."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections the transport owns."""
-        ...
+#: The transports an ``HttpxTransport`` can make its own client with.
+KINDS = ("httpx", "httpx-aiohttp")
 
 
 def _translate(exc: httpx.HTTPError, url: str, method: str = "GET") -> TransportFailure:
@@ -145,12 +98,15 @@ class HttpxTransport:
         secret_headers: Iterable[str] = (),
         kind: str = "httpx",
     ) -> None:
-        if kind not in TRANSPORTS:
+        if kind not in KINDS:
             raise ValueError(
-                f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, got {kind!r}"
+                f"transport must be one of {', '.join(map(repr, KINDS))}, got {kind!r}"
             )
         if client is not None and not isinstance(client, httpx.AsyncClient):
-            raise TypeError(f"client must be an httpx.AsyncClient, got {type(client).__name__}")
+            raise TypeError(
+                "client must be an httpx.AsyncClient or an aiohttp.ClientSession, "
+                f"got {type(client).__name__}"
+            )
         if client is not None and base_url is not None:
             raise ValueError(
                 "base_url= cannot be combined with client=; give the client its base_url"
@@ -191,14 +147,14 @@ class HttpxTransport:
             follow_redirects=False,
         )
 
-    def open(self) -> None:
-        """Called in the running event loop before the first request.
+    def open(self) -> HttpxTransport:
+        """Called in the running event loop before the first request; returns itself.
 
         aiohttp runs on asyncio only: under trio a poller asked for
         ``transport="httpx-aiohttp"`` falls back to httpx's own transport, and says so.
         """
         if self._kind == "httpx" or not self._owns_client:
-            return
+            return self
         library = sniffio.current_async_library()
         if library != "asyncio":
             logger.warning(
@@ -207,6 +163,7 @@ class HttpxTransport:
                 library,
             )
             self._client = self._make_client("httpx")
+        return self
 
     @property
     def kind(self) -> str:
@@ -283,81 +240,27 @@ class HttpxTransport:
 
 
 async def _read_capped(r: httpx.Response, cap: int) -> bytes:
-    """The decoded body of ``r``, refused as soon as it passes ``cap`` bytes.
-
-    gzip and deflate are inflated here, never more than the cap allows at a time, so a
-    small compressed body cannot balloon in memory (httpx would inflate each whole
-    network chunk before a size check could see it).
-    """
+    """The decoded body of ``r``, refused as soon as it passes ``cap`` bytes."""
+    method, url = r.request.method, str(r.url)
     try:
         content = r.content  # already read, and decoded, by an in-process transport
     except httpx.ResponseNotRead:
         pass
     else:
         if len(content) > cap:
-            raise _too_large(r, cap)
+            raise too_large(method, url, cap)
         return content
     encoding = r.headers.get("content-encoding", "").strip().lower()
-    inflater = None
-    if encoding in ("gzip", "x-gzip"):
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif encoding == "deflate":
-        inflater = zlib.decompressobj()
-    elif encoding not in ("", "identity"):
-        # Not asked for (see ACCEPT_ENCODING); httpx decodes it, chunk by chunk.
-        return await _collect(r.aiter_bytes(), cap, r)
-    if inflater is None:
-        return await _collect(r.aiter_raw(), cap, r)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        # aclosing: leaving the loop early must close httpx's generator, not leave it to
-        # the garbage collector.
-        async with _closing(r.aiter_raw()) as raws:
-            async for raw in raws:
-                data = raw
-                while data:
-                    out = inflater.decompress(data, cap - size + 1)
-                    size += len(out)
-                    if size > cap:
-                        raise _too_large(r, cap)
-                    chunks.append(out)
-                    data = inflater.unconsumed_tail
-        out = inflater.flush()
-    except zlib.error as exc:
-        raise TransportFailure(
-            f"the {encoding} body of GET {redact_url(str(r.url))} is corrupt: {exc}",
-            transient=True,
-        ) from exc
-    if size + len(out) > cap:
-        raise _too_large(r, cap)
-    chunks.append(out)
-    return b"".join(chunks)
-
-
-async def _collect(chunks: AsyncIterator[bytes], cap: int, r: httpx.Response) -> bytes:
-    parts = []
-    size = 0
-    async with _closing(chunks) as chunk_stream:
-        async for chunk in chunk_stream:
-            size += len(chunk)
-            if size > cap:
-                raise _too_large(r, cap)
-            parts.append(chunk)
-    return b"".join(parts)
-
-
-def _closing(chunks: AsyncIterator[bytes]) -> contextlib.aclosing[AsyncGenerator[bytes, None]]:
-    """Close httpx's body generator on leaving early, not at garbage collection."""
-    return contextlib.aclosing(cast("AsyncGenerator[bytes, None]", chunks))
-
-
-def _too_large(r: httpx.Response, cap: int) -> TransportFailure:
-    return TransportFailure(
-        f"the response to GET {redact_url(str(r.url))} is larger than {cap} bytes "
-        "(decoded); refusing to read more",
-        transient=False,
-    )
+    if encoding in ("", "identity", "gzip", "x-gzip", "deflate"):
+        # Inflated by us, a bounded piece at a time (httpx would inflate each whole
+        # network chunk before a size check could see it).
+        chunks = r.aiter_raw()
+    else:
+        # Not asked for (see ACCEPT_ENCODING), but httpx can decode it: capped as decoded.
+        chunks, encoding = r.aiter_bytes(), ""
+    # aclosing: leaving early must close httpx's generator, not leave it to the GC.
+    async with contextlib.aclosing(cast("AsyncGenerator[bytes, None]", chunks)) as raw:
+        return await read_capped(raw, encoding, cap, method, url)
 
 
 def _join_headers(headers: httpx.Headers) -> dict[str, str]:

@@ -48,7 +48,6 @@ from ._errors import (
 )
 from ._handle import Callback, Check, JobHandle, Submission
 from ._hosts import HostGate, parse_budget
-from ._http import DEFAULT_MAX_BODY, HttpxTransport, Transport, TransportFailure
 from ._policy import Pacing, Verdict, checked_delay, classify, header_hint
 from ._ratelimit import Limiter, RateLimit
 from ._reader import DefaultReader, Reader
@@ -57,6 +56,7 @@ from ._response import Response, excerpt
 from ._schedule import Backoff, Fixed, Schedule, backoff
 from ._status import JobState, Status
 from ._submit import CreateRequest, discover
+from ._transport import DEFAULT_MAX_BODY, Transport, TransportFailure, make_transport
 from ._urls import check_server_url, normalize_origins, same_origin
 
 __all__ = ["AsCompleted", "PollerStatistics", "TaskPoller", "poll", "poll_many"]
@@ -206,7 +206,9 @@ class TaskPoller:
         timeout: each job's deadline in seconds after it is added (None: none).
         on_done: called with each handle when its job finishes (sync or async).
         on_progress: called with a handle when its job's state or progress changes.
-        client: an ``httpx.AsyncClient`` the caller owns; the poller never closes it.
+        client: an ``httpx.AsyncClient`` (over any httpx transport) or an
+            ``aiohttp.ClientSession`` (the native aiohttp path, asyncio only) that the
+            caller owns; the poller never closes it.
         base_url: base for relative URLs of a client the poller makes.
         reader: turns a 2xx response into a ``Status`` (default ``DefaultReader()``).
         max_errors: transient failures in a row that end a job ERRORED (the
@@ -236,10 +238,12 @@ class TaskPoller:
         on_stall: called with a handle when its job stalls.
         cancel_method, cancel_url: what ``cancel_remote()`` sends (default ``DELETE``)
             and where (a template with ``{job_id}``; default: the status URL).
-        transport: the HTTP transport of a client the poller makes: ``"httpx"`` (the
-            default) or ``"httpx-aiohttp"`` (3-4x the polls per CPU second; needs the
-            ``aiohttp`` extra; asyncio only, falling back to httpx's own on trio). A
-            ``client=`` is used as it is.
+        transport: the client the poller makes: ``"httpx"`` (the default, httpx's own
+            transport), ``"httpx-aiohttp"`` (httpx over aiohttp) or ``"aiohttp"`` (an
+            ``aiohttp.ClientSession``, no httpx objects per poll: the fastest). Both
+            aiohttp kinds need the ``aiohttp`` extra and run on asyncio only; on trio
+            they fall back to httpx's own transport with a warning. A ``client=`` is
+            used as it is, whatever this says.
 
     A ``rate_limit`` mapping (``{"api.example.com": RateLimit(10), "*": 2.0}``) gives each
     host its own bucket ("*" for hosts not listed). Whatever the limits, a 429 (or a 503
@@ -360,15 +364,15 @@ class TaskPoller:
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock must have now() and sleep_until(), got {clock!r}")
         self._clock: Clock = clock if clock is not None else AnyioClock()
-        self._transport: Transport = HttpxTransport(
-            client=client,
+        self._transport: Transport = make_transport(
+            transport,
+            client,
             base_url=base_url,
             headers=self._headers,
             request_timeout=request_timeout,
             max_connections=max_concurrency,
             max_body=_check_count("max_body", max_body),
             secret_headers=secret_headers,
-            kind=transport,
         )
         self._limiter: Limiter | None = (
             Limiter(self._rate_limit, self._clock) if self._rate_limit is not None else None
@@ -412,7 +416,7 @@ class TaskPoller:
             self._loop_time = self._clock.now  # the event loop's clock: cancel scopes use it
             if self._limiter is not None:
                 self._limiter = Limiter(self._limiter.limit, self._clock)
-        self._transport.open()
+        self._transport = self._transport.open()
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg

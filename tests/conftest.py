@@ -10,7 +10,9 @@ so no test can loop forever.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -20,12 +22,41 @@ import pytest
 import respx
 import trio.testing
 
+import asyncpoll
+
 #: Real-time event loops, for modules whose tests talk to a real server over sockets
 #: (socket I/O cannot be fast-forwarded); they override ``anyio_backend`` with these.
 REAL_TIME_BACKENDS = [
     pytest.param(("asyncio", {"loop_factory": asyncio.new_event_loop}), id="asyncio"),
     pytest.param(("trio", {}), id="trio"),
 ]
+
+#: Real-time event loops, each with a transport that runs on it: loopback tests of the
+#: poller run on every pair (aiohttp runs on asyncio only).
+NETWORKS = [
+    pytest.param(
+        ("asyncio", {"loop_factory": asyncio.new_event_loop}, "httpx"), id="asyncio-httpx"
+    ),
+    pytest.param(
+        ("asyncio", {"loop_factory": asyncio.new_event_loop}, "aiohttp"), id="asyncio-aiohttp"
+    ),
+    pytest.param(("trio", {}, "httpx"), id="trio-httpx"),
+]
+
+MakePoller = Callable[..., asyncpoll.TaskPoller]
+
+
+@pytest.fixture(params=NETWORKS)
+def network(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any], str]:
+    """A real-time event loop and a transport: (backend, backend options, transport)."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def make_poller(network: tuple[str, dict[str, Any], str]) -> MakePoller:
+    """``asyncpoll.TaskPoller`` with the test's transport."""
+    return functools.partial(asyncpoll.TaskPoller, transport=network[2])
+
 
 #: Virtual seconds after which a test's event loop gives up (asyncio backend).
 VIRTUAL_END = 100_000.0

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import asyncpoll
 
 FIXED_NAMES = {
@@ -66,18 +68,28 @@ def test_the_package_is_typed() -> None:
     assert (Path(asyncpoll.__file__).parent / "py.typed").is_file()
 
 
-def test_only_the_http_module_imports_httpx() -> None:
-    """httpx is imported in exactly one module, so a client swap stays mechanical."""
+@pytest.mark.parametrize(("library", "module"), [("httpx", "_http.py"), ("aiohttp", "_aiohttp.py")])
+def test_each_http_client_is_imported_by_one_module(library: str, module: str) -> None:
+    """httpx and aiohttp are each imported in exactly one module: a client stays an edge."""
     package = Path(asyncpoll.__file__).parent
     importers = sorted(
         path.name
         for path in package.glob("*.py")
         if any(
-            line.lstrip().startswith(("import httpx", "from httpx"))
+            line.lstrip().startswith((f"import {library}", f"from {library}"))
             for line in path.read_text().splitlines()
         )
     )
-    assert importers == ["_http.py"]
+    assert importers == [module]
+
+
+def test_importing_asyncpoll_leaves_aiohttp_unimported() -> None:
+    """aiohttp is loaded only when a poller asks for it: the core import stays light."""
+    code = "import sys, asyncpoll; print(sorted(m for m in sys.modules if 'aiohttp' in m))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout == "[]\n"
 
 
 def test_python_dash_m_asyncpoll_runs_the_demo() -> None:

@@ -17,17 +17,17 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from conftest import REAL_TIME_BACKENDS
+from conftest import MakePoller
 
 import asyncpoll
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=REAL_TIME_BACKENDS)
-def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+@pytest.fixture
+def anyio_backend(network: tuple[str, dict[str, Any], str]) -> tuple[str, dict[str, Any]]:
     """Real-time event loops: socket I/O with a real server cannot run in virtual time."""
-    return request.param  # type: ignore[no-any-return]
+    return network[0], network[1]
 
 
 class JobServer(ThreadingHTTPServer):
@@ -91,9 +91,11 @@ def server() -> Iterator[JobServer]:
         thread.join(timeout=5)
 
 
-async def test_many_jobs_share_a_few_kept_alive_connections(server: JobServer) -> None:
+async def test_many_jobs_share_a_few_kept_alive_connections(
+    make_poller: MakePoller, server: JobServer
+) -> None:
     """60 jobs x 3 polls over real HTTP reuse at most max_concurrency connections."""
-    async with asyncpoll.TaskPoller(
+    async with make_poller(
         server.url + "/jobs/{job_id}",
         headers={"Authorization": "Bearer t0ken"},
         schedule=asyncpoll.fixed(0),
@@ -149,12 +151,12 @@ def drip_server() -> Iterator[str]:
         listener.close()
 
 
-async def test_a_dripping_server_cannot_outlast_request_timeout(drip_server: str) -> None:
+async def test_a_dripping_server_cannot_outlast_request_timeout(
+    make_poller: MakePoller, drip_server: str
+) -> None:
     """Per-read timeouts never fire on a byte-a-time body; the whole-request bound does."""
     started = time.monotonic()
-    async with asyncpoll.TaskPoller(
-        drip_server + "/jobs/{job_id}", request_timeout=0.5, max_errors=1
-    ) as p:
+    async with make_poller(drip_server + "/jobs/{job_id}", request_timeout=0.5, max_errors=1) as p:
         handle = p.add("slow")
         with pytest.raises(asyncpoll.PollError) as info:
             await handle

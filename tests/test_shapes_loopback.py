@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import pytest
-from conftest import REAL_TIME_BACKENDS
+from conftest import MakePoller
 
 import asyncpoll
 from asyncpoll import JobState
@@ -31,10 +31,10 @@ TOKEN = "Bearer sk-loop-42"
 PAUSE = 0.2
 
 
-@pytest.fixture(params=REAL_TIME_BACKENDS)
-def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+@pytest.fixture
+def anyio_backend(network: tuple[str, dict[str, Any], str]) -> tuple[str, dict[str, Any]]:
     """Real-time event loops: socket I/O with a real server cannot run in virtual time."""
-    return request.param  # type: ignore[no-any-return]
+    return network[0], network[1]
 
 
 class ShapeServer(ThreadingHTTPServer):
@@ -292,10 +292,12 @@ FAST = asyncpoll.fixed(0.01)
 # ---------------------------------------------------------------- shape 1
 
 
-async def test_shape1_over_http_completed_and_failed(server: ShapeServer) -> None:
+async def test_shape1_over_http_completed_and_failed(
+    make_poller: MakePoller, server: ShapeServer
+) -> None:
     """Shape 1 over HTTP: completed resolves with result, failed raises JobFailed with message."""
     with anyio.fail_after(5):
-        async with asyncpoll.TaskPoller(server.url + "/s1/tasks/{job_id}", schedule=FAST) as p:
+        async with make_poller(server.url + "/s1/tasks/{job_id}", schedule=FAST) as p:
             ok, bad = p.add("ok"), p.add("fail-1")
             results = await p.gather(ok, bad, return_exceptions=True)
     assert results[0] == {"job": "ok", "pages": 2}
@@ -309,12 +311,13 @@ async def test_shape1_over_http_completed_and_failed(server: ShapeServer) -> Non
 
 
 async def test_shape2_over_http_submit_envelope_result_json_and_fail_msg(
+    make_poller: MakePoller,
     server: ShapeServer,
 ) -> None:
     """Shape 2 over HTTP: submit() finds data.taskId; success parses resultJson; fail quotes it."""
     seen = Seen()
     with anyio.fail_after(5):
-        async with asyncpoll.TaskPoller(
+        async with make_poller(
             server.url + "/s2/api/v1/jobs/recordInfo?taskId={job_id}",
             schedule=FAST,
             on_progress=seen,
@@ -344,11 +347,13 @@ async def test_shape2_over_http_submit_envelope_result_json_and_fail_msg(
 # ---------------------------------------------------------------- shape 3
 
 
-async def test_shape3_over_http_202_location_progress_and_303(server: ShapeServer) -> None:
+async def test_shape3_over_http_202_location_progress_and_303(
+    make_poller: MakePoller, server: ShapeServer
+) -> None:
     """Shape 3 over HTTP: 202+Location is followed, progress read, 303 gives the absolute URL."""
     seen = Seen()
     with anyio.fail_after(5):
-        async with asyncpoll.TaskPoller(schedule=FAST, on_progress=seen) as p:
+        async with make_poller(schedule=FAST, on_progress=seen) as p:
             handle = await p.submit(server.url + "/s3/jobs", json={"kind": "ok"})
             result = await handle
     assert handle.job_id == "j1"
@@ -364,10 +369,12 @@ async def test_shape3_over_http_202_location_progress_and_303(server: ShapeServe
     ]
 
 
-async def test_shape3_over_http_fetch_result_and_failure(server: ShapeServer) -> None:
+async def test_shape3_over_http_fetch_result_and_failure(
+    make_poller: MakePoller, server: ShapeServer
+) -> None:
     """Shape 3 over HTTP: fetch_result=True GETs the 303 target; failed quotes the error."""
     with anyio.fail_after(5):
-        async with asyncpoll.TaskPoller(schedule=FAST, fetch_result=True) as p:
+        async with make_poller(schedule=FAST, fetch_result=True) as p:
             good = await p.submit(server.url + "/s3/jobs", json={"kind": "ok"})
             bad = await p.submit(server.url + "/s3/jobs", json={"kind": "fail"})
             results = await p.gather(good, bad, return_exceptions=True)
@@ -379,11 +386,13 @@ async def test_shape3_over_http_fetch_result_and_failure(server: ShapeServer) ->
 
 
 @pytest.mark.parametrize("code", [202, 204])
-async def test_shape3_over_http_cancel_remote_sends_delete(server: ShapeServer, code: int) -> None:
+async def test_shape3_over_http_cancel_remote_sends_delete(
+    make_poller: MakePoller, server: ShapeServer, code: int
+) -> None:
     """Shape 3 over HTTP: cancel_remote() DELETEs the status URL and the handle is CANCELLED."""
     seen = Seen()
     with anyio.fail_after(5):
-        async with asyncpoll.TaskPoller(schedule=asyncpoll.fixed(0.05), on_progress=seen) as p:
+        async with make_poller(schedule=asyncpoll.fixed(0.05), on_progress=seen) as p:
             kind = "forever-204" if code == 204 else "forever-202"
             handle = await p.submit(server.url + "/s3/jobs", json={"kind": kind})
             await seen.first.wait()
@@ -399,13 +408,14 @@ async def test_shape3_over_http_cancel_remote_sends_delete(server: ShapeServer, 
 
 
 async def test_shape3_over_http_refused_cancel_resolves_as_the_server_says(
+    make_poller: MakePoller,
     server: ShapeServer,
 ) -> None:
     """Shape 3 over HTTP: a 409 to DELETE is followed by a GET whose 303 resolves the handle."""
     seen = Seen()
     with anyio.fail_after(5):
         # A long schedule: the client does not know the job finished after its first poll.
-        async with asyncpoll.TaskPoller(schedule=asyncpoll.fixed(30.0), on_progress=seen) as p:
+        async with make_poller(schedule=asyncpoll.fixed(30.0), on_progress=seen) as p:
             handle = await p.submit(server.url + "/s3/jobs", json={"kind": "quick"})
             await seen.first.wait()
             assert await handle.cancel_remote() is False
@@ -423,13 +433,13 @@ async def test_shape3_over_http_refused_cancel_resolves_as_the_server_says(
 # ---------------------------------------------------------------- shape 4
 
 
-async def test_shape4_over_http_result_urls_and_percent_progress(server: ShapeServer) -> None:
+async def test_shape4_over_http_result_urls_and_percent_progress(
+    make_poller: MakePoller, server: ShapeServer
+) -> None:
     """Shape 4 over HTTP: result is result_urls, result_url the first, progress percent/100."""
     seen = Seen()
     with anyio.fail_after(5):
-        async with asyncpoll.TaskPoller(
-            server.url + "/s4/documents/jobs/{job_id}", schedule=FAST
-        ) as p:
+        async with make_poller(server.url + "/s4/documents/jobs/{job_id}", schedule=FAST) as p:
             good = p.add("d1", on_progress=seen)
             bad = p.add("fail-2")
             results = await p.gather(good, bad, return_exceptions=True)
@@ -451,12 +461,13 @@ async def test_shape4_over_http_result_urls_and_percent_progress(server: ShapeSe
 
 
 async def test_shape5_over_http_token_on_every_request_and_page_progress(
+    make_poller: MakePoller,
     server: ShapeServer,
 ) -> None:
     """Shape 5 over HTTP: the bearer token reaches every request; progress is pages done/total."""
     seen = Seen()
     with anyio.fail_after(5):
-        async with asyncpoll.TaskPoller(
+        async with make_poller(
             server.url + "/s5/v2/parse/{job_id}", headers={"Authorization": TOKEN}, schedule=FAST
         ) as p:
             good = p.add("p1", on_progress=seen)
@@ -474,10 +485,12 @@ async def test_shape5_over_http_token_on_every_request_and_page_progress(
     assert {auth for _, _, _, auth in server.log} == {TOKEN}
 
 
-async def test_shape5_over_http_a_429_pauses_the_other_job_too(server: ShapeServer) -> None:
+async def test_shape5_over_http_a_429_pauses_the_other_job_too(
+    make_poller: MakePoller, server: ShapeServer
+) -> None:
     """Shape 5 over HTTP: a 429 with Retry-After holds the next request of every job that long."""
     with anyio.fail_after(5):
-        async with asyncpoll.TaskPoller(
+        async with make_poller(
             server.url + "/s5/v2/parse/{job_id}",
             headers={"Authorization": TOKEN},
             schedule=asyncpoll.fixed(0.15),
@@ -499,10 +512,12 @@ async def test_shape5_over_http_a_429_pauses_the_other_job_too(server: ShapeServ
     assert {auth for _, _, _, auth in server.log} == {TOKEN}
 
 
-async def test_shape5_over_http_429s_never_count_against_max_errors(server: ShapeServer) -> None:
+async def test_shape5_over_http_429s_never_count_against_max_errors(
+    make_poller: MakePoller, server: ShapeServer
+) -> None:
     """Shape 5 over HTTP: with max_errors=1, two 429s in a row are waited out, not failures."""
     with anyio.fail_after(5):
-        async with asyncpoll.TaskPoller(
+        async with make_poller(
             server.url + "/s5/v2/parse/{job_id}",
             headers={"Authorization": TOKEN},
             schedule=asyncpoll.fixed(0),

@@ -1,0 +1,267 @@
+"""The native aiohttp edge: the only module that imports aiohttp.
+
+``AiohttpTransport`` sends requests straight on an ``aiohttp.ClientSession``: no httpx
+request or response objects on the way, which is where most of a fast transport's CPU
+per poll goes otherwise. It keeps the rules every transport keeps (see ``_transport``):
+redirects never followed, bodies capped on decoded bytes with gzip and deflate inflated
+under the cap, credentials only to the job's origin, failures as ``TransportFailure``.
+
+aiohttp runs on asyncio only; on another event loop a poller that made its own session
+falls back to httpx's transport and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import aiohttp
+import sniffio
+from multidict import CIMultiDict
+from yarl import URL
+
+from ._redact import SECRET_HEADERS, redact_url
+from ._response import Response
+from ._transport import (
+    ACCEPT_ENCODING,
+    DEFAULT_MAX_BODY,
+    Transport,
+    TransportFailure,
+    read_capped,
+    too_large,
+)
+from ._urls import join_base
+
+logger = logging.getLogger("asyncpoll")
+
+__all__ = ["AiohttpTransport"]
+
+
+class AiohttpTransport:
+    """Requests on one shared ``aiohttp.ClientSession`` with keep-alive.
+
+    Args:
+        session: a session the caller owns and closes; None makes one, when the poller
+            opens, that ``aclose()`` closes.
+        base_url: joined with relative URLs (only for a session made here; a caller's
+            session keeps its own ``base_url``).
+        headers: sent with every request, besides the session's own.
+        request_timeout: aiohttp's connect and per-read timeouts, in seconds (the engine
+            bounds each whole request on top).
+        max_connections: the connection limit; kept-alive connections are reused.
+        max_body: the largest body read, in decoded bytes.
+        secret_headers: header names, beyond the usual credential headers, never sent
+            to another origin.
+    """
+
+    __slots__ = (
+        "_bare",
+        "_base_url",
+        "_headers",
+        "_max_body",
+        "_max_connections",
+        "_owns_session",
+        "_request_timeout",
+        "_secret",
+        "_session",
+    )
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        base_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        request_timeout: float | None = 30.0,
+        max_connections: int = 64,
+        max_body: int = DEFAULT_MAX_BODY,
+        secret_headers: Iterable[str] = (),
+    ) -> None:
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise TypeError(
+                f"client must be an httpx.AsyncClient or an aiohttp.ClientSession, "
+                f"got {type(session).__name__}"
+            )
+        if session is not None and base_url is not None:
+            raise ValueError(
+                "base_url= cannot be combined with client=; give the session its base_url"
+            )
+        self._session = session
+        self._owns_session = session is None
+        self._bare: aiohttp.ClientSession | None = None  # for other origins, made on demand
+        self._base_url = base_url or ""
+        self._request_timeout = request_timeout
+        self._max_connections = max_connections
+        self._max_body = max_body
+        self._headers = CIMultiDict({"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})})
+        self._secret = SECRET_HEADERS | {name.lower() for name in secret_headers}
+
+    @property
+    def kind(self) -> str:
+        return "aiohttp"
+
+    @property
+    def owns_client(self) -> bool:
+        """True when ``aclose()`` closes the session."""
+        return self._owns_session
+
+    def open(self) -> Transport:
+        """Make the session in the running loop; on trio, fall back to httpx.
+
+        Raises:
+            RuntimeError: a caller's ``aiohttp.ClientSession`` on an event loop other
+                than asyncio, where it cannot run.
+        """
+        library = sniffio.current_async_library()
+        if library != "asyncio":
+            if not self._owns_session:
+                raise RuntimeError(
+                    f"an aiohttp.ClientSession runs on asyncio only, not {library}; "
+                    "pass an httpx.AsyncClient as client= there"
+                )
+            logger.warning(
+                "transport='aiohttp' runs on asyncio only; using httpx's own transport on %s",
+                library,
+            )
+            from ._http import HttpxTransport
+
+            return HttpxTransport(
+                base_url=self._base_url or None,
+                headers=dict(self._headers),
+                request_timeout=self._request_timeout,
+                max_connections=self._max_connections,
+                max_body=self._max_body,
+                secret_headers=self._secret,
+            )
+        if self._session is None:
+            self._session = self._make_session(cookies=True)
+        return self
+
+    def _make_session(self, *, cookies: bool) -> aiohttp.ClientSession:
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._request_timeout, sock_read=self._request_timeout
+        )
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
+            timeout=timeout,
+            auto_decompress=False,  # inflated under the size cap by read_capped
+            cookie_jar=None if cookies else aiohttp.DummyCookieJar(),
+        )
+
+    def absolute(self, url: str) -> str:
+        """``url`` joined with the base URL (a caller's session: joined its way)."""
+        if self._owns_session:
+            return join_base(self._base_url, url)
+        base = getattr(self._session, "_base_url", None)
+        if base is None or url.startswith(("http://", "https://")):
+            return url
+        return str(base.join(URL(url)))
+
+    async def get(self, url: str) -> Response:
+        """GET ``url`` with credentials and read the body, at most ``max_body`` bytes."""
+        return await self.request("GET", url)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        credentials: bool = True,
+        max_body: int | None = None,
+    ) -> Response:
+        """Send one request and read the body, at most ``max_body`` decoded bytes.
+
+        Args:
+            credentials: False (another origin) sends the request on a bare session of
+                its own: none of the credential headers (``secret_headers``), none of a
+                caller's session defaults (headers, auth, cookies).
+        """
+        session = self._session
+        assert session is not None, "open() makes the session"
+        merged: Mapping[str, str] = self._headers
+        if headers:
+            merged = CIMultiDict(self._headers)
+            merged.update(headers)
+        if not credentials:
+            merged = {k: v for k, v in merged.items() if k.lower() not in self._secret}
+            if self._bare is None:
+                self._bare = self._make_session(cookies=False)
+            session = self._bare
+            url = self.absolute(url)
+        elif self._owns_session:
+            url = join_base(self._base_url, url)
+        body: Any = None
+        if json is not None:
+            # The same bytes httpx would send, so a server sees one format either way.
+            body = jsonlib.dumps(
+                json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+            merged = CIMultiDict(merged)
+            merged.setdefault("Content-Type", "application/json")
+        elif content is not None:
+            body = content.encode() if isinstance(content, str) else content
+        elif data is not None:
+            body = data
+        cap = self._max_body if max_body is None else max_body
+        try:
+            async with session.request(
+                method,
+                url,
+                headers=merged,
+                data=body,
+                allow_redirects=False,
+                auto_decompress=False,
+            ) as r:
+                length = r.content_length
+                encoding = r.headers.get("Content-Encoding", "").strip().lower()
+                if not encoding and length is not None:
+                    # The common case: a small identity body of known length.
+                    if length > cap:
+                        raise too_large(method, str(r.url), cap)
+                    content_bytes = await r.read()
+                else:
+                    content_bytes = await read_capped(
+                        r.content.iter_any(), encoding, cap, method, str(r.url)
+                    )
+                joined: dict[str, str] = {}
+                for key, value in r.headers.items():
+                    key = key.lower()
+                    joined[key] = f"{joined[key]}, {value}" if key in joined else value
+                sent = str(r.url)
+                return Response(
+                    status_code=r.status,
+                    headers=joined,
+                    content=content_bytes,
+                    url=redact_url(sent),
+                    request_url=sent,
+                )
+        except TransportFailure:
+            raise
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
+            raise TransportFailure(
+                f"invalid URL {redact_url(str(url))!r}: {exc}", transient=False
+            ) from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            name = type(exc).__name__
+            detail = str(exc) or "no detail"
+            raise TransportFailure(
+                f"{name} on {method} {redact_url(str(url))}: {detail}", transient=True
+            ) from exc
+        except ValueError as exc:  # aiohttp's check of a header value, a method
+            raise TransportFailure(
+                f"cannot send {method} {redact_url(str(url))}: {exc}", transient=False
+            ) from exc
+
+    async def aclose(self) -> None:
+        """Close the sessions this transport made."""
+        if self._bare is not None:
+            await self._bare.close()
+        if self._owns_session and self._session is not None:
+            await self._session.close()

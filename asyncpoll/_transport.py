@@ -1,0 +1,192 @@
+"""The HTTP seam: what the engine needs of an HTTP client, whichever one it is.
+
+The engine sees one narrow interface, ``Transport``: ``await transport.request(...)``
+returns a transport-neutral ``Response`` or raises ``TransportFailure``. Each client
+library lives behind its own module (``_http`` for httpx, ``_aiohttp`` for aiohttp), the
+only modules that import it; ``make_transport`` picks one from the poller's arguments.
+
+Bodies are read the same way by every transport: capped on decoded bytes, with gzip and
+deflate inflated here, never more than the cap allows at a time.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, Protocol
+
+from ._redact import redact_url
+from ._response import Response
+
+__all__ = [
+    "ACCEPT_ENCODING",
+    "DEFAULT_MAX_BODY",
+    "TRANSPORTS",
+    "Transport",
+    "TransportFailure",
+    "make_transport",
+    "read_capped",
+    "too_large",
+]
+
+#: Largest status body read, in decoded bytes; a larger one is refused, not buffered.
+DEFAULT_MAX_BODY = 1024 * 1024
+#: The transports a poller can make its own client with.
+TRANSPORTS = ("httpx", "httpx-aiohttp", "aiohttp")
+#: The encodings asked for: the ones ``read_capped`` inflates under the size cap.
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+class TransportFailure(Exception):
+    """A request got no usable response.
+
+    Attributes:
+        transient: True when trying again may help (connection refused, reset, timed
+            out); False when it cannot (an unsupported scheme, an invalid URL, a body
+            over the size cap).
+    """
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Transport(Protocol):
+    """One request in, one fully read ``Response`` out."""
+
+    def open(self) -> Transport:
+        """Prepare for requests, in the running event loop; returns the transport to use
+        (itself, or a fallback where its client cannot run on this event loop)."""
+        ...
+
+    async def get(self, url: str) -> Response:
+        """GET ``url`` with credentials: ``request("GET", url)``."""
+        ...
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        credentials: bool = True,
+        max_body: int | None = None,
+    ) -> Response:
+        """Send one request and read its body; ``credentials=False`` (another origin)
+        sends none of the credential headers nor any of the client's own defaults."""
+        ...
+
+    def absolute(self, url: str) -> str:
+        """``url`` made absolute against the client's base URL."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections the transport owns."""
+        ...
+
+
+def too_large(method: str, url: str, cap: int) -> TransportFailure:
+    return TransportFailure(
+        f"the response to {method} {redact_url(url)} is larger than {cap} bytes "
+        "(decoded); refusing to read more",
+        transient=False,
+    )
+
+
+async def read_capped(
+    raw: AsyncIterator[bytes], encoding: str, cap: int, method: str, url: str
+) -> bytes:
+    """The decoded body whose raw bytes ``raw`` yields, refused once past ``cap`` bytes.
+
+    ``encoding`` is the response's Content-Encoding, lower case: "" or "identity", or
+    "gzip" / "x-gzip" / "deflate", inflated here a bounded piece at a time, so a small
+    compressed body cannot balloon in memory. The caller closes ``raw``.
+    """
+    inflater = None
+    if encoding in ("gzip", "x-gzip"):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        inflater = zlib.decompressobj()
+    elif encoding not in ("", "identity"):
+        raise TransportFailure(
+            f"the response to {method} {redact_url(url)} has Content-Encoding {encoding!r}, "
+            f"which was not asked for (Accept-Encoding: {ACCEPT_ENCODING})",
+            transient=False,
+        )
+    chunks: list[bytes] = []
+    size = 0
+    if inflater is None:
+        async for chunk in raw:
+            size += len(chunk)
+            if size > cap:
+                raise too_large(method, url, cap)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    try:
+        async for data in raw:
+            while data:
+                out = inflater.decompress(data, cap - size + 1)
+                size += len(out)
+                if size > cap:
+                    raise too_large(method, url, cap)
+                chunks.append(out)
+                data = inflater.unconsumed_tail
+        out = inflater.flush()
+    except zlib.error as exc:
+        raise TransportFailure(
+            f"the {encoding} body of {method} {redact_url(url)} is corrupt: {exc}",
+            transient=True,
+        ) from exc
+    if size + len(out) > cap:
+        raise too_large(method, url, cap)
+    chunks.append(out)
+    return b"".join(chunks)
+
+
+def make_transport(
+    kind: str,
+    client: Any,
+    *,
+    base_url: str | None,
+    headers: Mapping[str, str],
+    request_timeout: float | None,
+    max_connections: int,
+    max_body: int,
+    secret_headers: Iterable[str],
+) -> Transport:
+    """The transport for a poller's ``transport=`` and ``client=`` arguments.
+
+    A ``client=`` is used as it is, whatever ``transport=`` says: an
+    ``httpx.AsyncClient`` (over any httpx transport) goes through httpx, an
+    ``aiohttp.ClientSession`` through the native aiohttp path. Without one, ``kind``
+    picks the client the poller makes and closes.
+    """
+    if kind not in TRANSPORTS:
+        raise ValueError(
+            f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, got {kind!r}"
+        )
+    options: dict[str, Any] = {
+        "base_url": base_url,
+        "headers": headers,
+        "request_timeout": request_timeout,
+        "max_connections": max_connections,
+        "max_body": max_body,
+        "secret_headers": secret_headers,
+    }
+    is_session = client is not None and type(client).__module__.split(".")[0] == "aiohttp"
+    if is_session or (client is None and kind == "aiohttp"):
+        try:
+            from ._aiohttp import AiohttpTransport
+        except ImportError as exc:
+            if exc.name != "aiohttp":
+                raise
+            raise ImportError(
+                "transport='aiohttp' needs the aiohttp extra: pip install 'asyncpoll[aiohttp]'"
+            ) from None
+        return AiohttpTransport(session=client, **options)
+    from ._http import HttpxTransport
+
+    return HttpxTransport(client=client, kind="httpx" if kind == "aiohttp" else kind, **options)
