@@ -230,18 +230,16 @@ class AiohttpTransport:
                     content_bytes = await read_capped(
                         r.content.iter_any(), encoding, cap, method, str(r.url)
                     )
-                joined: dict[str, str] = {}
-                for key, value in r.headers.items():
-                    key = key.lower()
-                    joined[key] = f"{joined[key]}, {value}" if key in joined else value
-                sent = str(r.url)
-                return Response(
-                    status_code=r.status,
-                    headers=joined,
-                    content=content_bytes,
-                    url=redact_url(sent),
-                    request_url=sent,
-                )
+                raw_headers = r.headers
+                joined = {key.lower(): value for key, value in raw_headers.items()}
+                if len(joined) != len(raw_headers):  # a repeated header: join its values
+                    joined = {}
+                    for key, value in raw_headers.items():
+                        key = key.lower()
+                        joined[key] = f"{joined[key]}, {value}" if key in joined else value
+                # Redirects are never followed: the response is for the URL as sent.
+                sent = url if isinstance(url, str) and "://" in url else str(r.url)
+                return Response._trusted(r.status, joined, content_bytes, redact_url(sent), sent)
         except TransportFailure:
             raise
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:

@@ -116,6 +116,14 @@ class HostGate:
             return min(self._budget_rate, math.inf if self._rate is None else self._rate)
         return self._rate
 
+    def try_pass(self, now: float) -> bool:
+        """Let a request go at once if nothing holds it (no cool-down, no rate); the
+        common case, without a coroutine. False: ``wait()`` decides."""
+        if self._limiter is not None or self.paused_until > now:
+            return False
+        self._recent.append(now)
+        return True
+
     async def wait(self, deadline: float = math.inf) -> bool:
         """Wait out any cool-down, then take a slot of the host's rate.
 

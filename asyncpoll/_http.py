@@ -220,12 +220,9 @@ class HttpxTransport:
                 body = await _read_capped(r, self._max_body if max_body is None else max_body)
             finally:
                 await r.aclose()
-            return Response(
-                status_code=r.status_code,
-                headers=_join_headers(r.headers),
-                content=body,
-                url=redact_url(str(r.url)),
-                request_url=str(r.url),
+            sent = str(r.url)
+            return Response._trusted(
+                r.status_code, _join_headers(r.headers), body, redact_url(sent), sent
             )
         except httpx.HTTPError as exc:
             raise _translate(exc, url, method) from exc

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import enum
+import functools
 import heapq
 import inspect
 import itertools
@@ -27,7 +28,6 @@ import logging
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping
-from functools import lru_cache
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
@@ -74,6 +74,10 @@ UNSET: Final = _Unset.UNSET
 DEFAULT_MAX_RESULT_BODY: Final = 64 * 1024 * 1024
 #: Redirects of one status URL followed in a row before giving up.
 MAX_REDIRECTS: Final = 5
+#: A worker taking queued jobs back to back yields to the event loop after this many.
+WORKER_YIELD_EVERY: Final = 8
+#: Distinct "scheme://authority" spellings remembered for finding a host's gate fast.
+MAX_PREFIXES: Final = 1024
 #: How long a 429 without a hint pauses its host, in seconds.
 DEFAULT_THROTTLE_PAUSE: Final = 1.0
 
@@ -145,9 +149,19 @@ def _wall_clock_of(date: str | None) -> float | None:
     return when.timestamp()
 
 
-@lru_cache(maxsize=4096)
 def _host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
+
+
+def _origin_prefix(url: str) -> str:
+    """``scheme://authority`` of an absolute URL, as written: a cheap key for its host."""
+    start = url.find("://") + 3
+    end = len(url)
+    for mark in "/?#":
+        at = url.find(mark, start)
+        if 0 <= at < end:
+            end = at
+    return url[:end]
 
 
 def _check_count(name: str, value: int) -> int:
@@ -347,6 +361,7 @@ class TaskPoller:
         self._cancel_url = cancel_url
         self._secret_headers = SECRET_HEADERS | {str(n).lower() for n in secret_headers}
         self._gates: dict[str, HostGate] = {}  # host -> admission and back-pressure
+        self._gates_by_prefix: dict[str, HostGate] = {}  # "scheme://authority" -> its gate
         self._warned_hints: set[str] = set()  # hosts whose absurd hints were logged
         self._max_concurrency = _check_count("max_concurrency", max_concurrency)
         self._schedule = _check_schedule("schedule", schedule)
@@ -785,8 +800,24 @@ class TaskPoller:
             self._wake_scope = None
 
     async def _worker(self, ready: MemoryObjectReceiveStream[JobHandle]) -> None:
+        receive_nowait, receive = ready.receive_nowait, ready.receive
+        taken = 0
         with ready:
-            async for handle in ready:
+            while True:
+                # Take a queued job without a checkpoint (an HTTP poll yields anyway); a
+                # check= that never awaits still lets other tasks run every few polls.
+                taken += 1
+                if taken % WORKER_YIELD_EVERY == 0:
+                    await anyio.lowlevel.checkpoint()
+                try:
+                    handle = receive_nowait()
+                except anyio.WouldBlock:
+                    try:
+                        handle = await receive()
+                    except anyio.EndOfStream:
+                        return
+                except anyio.EndOfStream:
+                    return
                 if handle._finish_seq >= 0:
                     continue
                 try:
@@ -826,9 +857,10 @@ class TaskPoller:
         by_deadline = True  # whether the request's time limit is the job's deadline
         # One cancel scope per poll: handle.cancel() cancels it at any point; once the
         # request starts it also gets the request's deadline.
+        gate = None if url is None else self._gate_for(url)
         with anyio.CancelScope() as scope:
             handle._scope = scope
-            if not await self._admit(url, bound):
+            if not await self._admit(url, bound, gate):
                 timed_out = True  # the deadline came before the host or the limiter let us go
             else:
                 handle._attempts += 1
@@ -877,7 +909,7 @@ class TaskPoller:
         if response is not None:
             assert url is not None
             handle._last_response = response
-            hint = self._feedback(url, response)
+            hint = self._feedback(url, response, gate)
             if action == "fetch":
                 self._on_fetched(handle, response, hint)
                 return
@@ -927,6 +959,10 @@ class TaskPoller:
         )
 
     def _gate_for(self, url: str) -> HostGate:
+        prefix = _origin_prefix(url)
+        gate = self._gates_by_prefix.get(prefix)
+        if gate is not None:
+            return gate
         host = _host_of(url)
         gate = self._gates.get(host)
         if gate is None:
@@ -934,6 +970,8 @@ class TaskPoller:
             if self._host_limits is not None:
                 limit = self._host_limits.get(host, self._host_limits.get("*"))
             gate = self._gates[host] = HostGate(host, limit, self._clock)
+        if len(self._gates_by_prefix) < MAX_PREFIXES:
+            self._gates_by_prefix[prefix] = gate
         return gate
 
     async def _admit_now(self, url: str) -> bool:
@@ -941,13 +979,16 @@ class TaskPoller:
         limit = self._request_timeout
         return await self._admit(url, math.inf if limit is None else self._clock.now() + limit)
 
-    async def _admit(self, url: str | None, bound: float) -> bool:
+    async def _admit(self, url: str | None, bound: float, gate: HostGate | None = None) -> bool:
         """Wait for the host's cool-down and rate, then the poller's rate limit."""
-        if url is not None and not await self._gate_for(url).wait(bound):
-            return False
+        if url is not None:
+            if gate is None:
+                gate = self._gate_for(url)
+            if not gate.try_pass(self._clock.now()) and not await gate.wait(bound):
+                return False
         return self._limiter is None or await self._limiter.acquire(bound)
 
-    def _feedback(self, url: str, response: Response) -> float | None:
+    def _feedback(self, url: str, response: Response, gate: HostGate | None = None) -> float | None:
         """Tell the host's gate what it answered; returns the server's hint, capped."""
         headers = response.headers
         hint = header_hint(headers, self._hint_headers, date=headers.get("date"))
@@ -962,14 +1003,15 @@ class TaskPoller:
                     self._pacing.max_retry_after,
                 )
             hint = self._pacing.max_retry_after
-        gate = self._gate_for(url)
+        if gate is None:
+            gate = self._gate_for(url)
         now = self._clock.now()
         code = response.status_code
         if code == 429 or (code == 503 and hint is not None):
             gate.on_throttled(now, DEFAULT_THROTTLE_PAUSE if hint is None else hint)
         elif code < 400:
             gate.on_healthy(now)
-        budget = parse_budget(headers, lambda: _wall_clock_of(headers.get("date")))
+        budget = parse_budget(headers, functools.partial(_wall_clock_of, headers.get("date")))
         if budget is not None:
             remaining, reset = budget
             gate.on_budget(now, remaining, min(reset, self._pacing.max_retry_after))

@@ -19,6 +19,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"JSON holds {name}, which is not a number JSON allows")
 
 
+#: One decoder for every body (``json.loads`` with an option builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 @attrs.frozen
 class Response:
     """One HTTP response, fully read.
@@ -37,6 +41,21 @@ class Response:
     url: str = ""
     request_url: str = attrs.field(default="", repr=False)
 
+    @classmethod
+    def _trusted(
+        cls, status_code: int, headers: dict[str, str], content: bytes, url: str, request_url: str
+    ) -> Response:
+        """A response from a transport whose header names are already in lower case:
+        the per-poll path, without the converter's copy."""
+        self = object.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(self, "status_code", status_code)
+        setattr_(self, "headers", headers)
+        setattr_(self, "content", content)
+        setattr_(self, "url", url)
+        setattr_(self, "request_url", request_url)
+        return self
+
     @property
     def text(self) -> str:
         """The body decoded as UTF-8 (undecodable bytes replaced)."""
@@ -49,8 +68,9 @@ class Response:
             ValueError: the body is not JSON (the message quotes a short excerpt), it
                 holds NaN or Infinity, or it is nested too deeply to parse.
         """
+        content = self.content
         try:
-            return json.loads(self.content, parse_constant=_reject_constant)
+            return _DECODER.decode(content.decode(json.detect_encoding(content), "surrogatepass"))
         except RecursionError:
             raise ValueError(
                 f"response JSON is nested too deeply to read; received {excerpt(self.content)}"

@@ -5,6 +5,9 @@ process is pinned to CPU 0. For each client kind and concurrency, runs alternate
 between a raw loop (C tasks doing GET, parse, requeue on the same client) and a
 TaskPoller doing the same polls (``schedule=fixed(0)``, ``max_concurrency=C``), and
 report medians: polls/s, client CPU microseconds per poll, and the ratio poller/raw.
+Client kinds: ``httpx`` (httpx's own transport), ``httpx-aiohttp`` (an httpx client over
+the httpx-aiohttp transport) and ``aiohttp`` (an ``aiohttp.ClientSession``: the raw loop
+uses it directly, the poller takes it as ``client=`` and polls on the native path).
 Then the naive pattern people write today, one ``while`` loop with a sleep per job, all
 gathered, against TaskPoller with the same interval: polls/s and peak memory.
 
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import collections
 import itertools
+import json
 import os
 import statistics
 import subprocess
@@ -26,6 +30,7 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -48,8 +53,8 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def make_client(kind: str, base: str, concurrency: int) -> httpx.AsyncClient:
-    """An httpx client of the given kind, keep-alive connections equal to the limit."""
+def make_client(kind: str, base: str, concurrency: int) -> Any:
+    """A client of the given kind, keep-alive connections equal to the limit."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     # Generous timeouts: 10,000 naive loops queue for 100 connections for a long while.
     timeout = httpx.Timeout(120.0)
@@ -61,7 +66,23 @@ def make_client(kind: str, base: str, concurrency: int) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=base, transport=AiohttpTransport(limits=limits), timeout=timeout
         )
+    if kind == "aiohttp":
+        import aiohttp
+
+        return aiohttp.ClientSession(
+            base_url=base,
+            connector=aiohttp.TCPConnector(limit=concurrency),
+            timeout=aiohttp.ClientTimeout(total=120.0),
+        )
     raise ValueError(kind)
+
+
+async def get_json(client: Any, path: str) -> Any:
+    """GET ``path`` and parse its JSON body, on either client library."""
+    if isinstance(client, httpx.AsyncClient):
+        return (await client.get(path)).json()
+    async with client.get(path) as response:
+        return json.loads(await response.read())
 
 
 def job_ids(n: int) -> list[str]:
@@ -70,12 +91,12 @@ def job_ids(n: int) -> list[str]:
     return [f"r{run}j{i}" for i in range(n)]
 
 
-async def raw_loop(client: httpx.AsyncClient, ids: list[str], concurrency: int) -> int:
+async def raw_loop(client: Any, ids: list[str], concurrency: int) -> int:
     """The hand-written baseline: C tasks, GET, parse, requeue until done."""
     queue = collections.deque(ids)
     polls = 0
 
-    async def worker() -> None:
+    async def httpx_worker() -> None:
         nonlocal polls
         while queue:
             job = queue.popleft()
@@ -84,11 +105,23 @@ async def raw_loop(client: httpx.AsyncClient, ids: list[str], concurrency: int) 
             if response.json()["status"] != "done":
                 queue.append(job)
 
+    async def aiohttp_worker() -> None:
+        nonlocal polls
+        while queue:
+            job = queue.popleft()
+            async with client.get(f"/jobs/{job}") as response:
+                body = await response.read()
+            polls += 1
+            if json.loads(body)["status"] != "done":
+                queue.append(job)
+
+    worker = httpx_worker if isinstance(client, httpx.AsyncClient) else aiohttp_worker
+
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return polls
 
 
-async def poller_run(client: httpx.AsyncClient, ids: list[str], concurrency: int) -> int:
+async def poller_run(client: Any, ids: list[str], concurrency: int) -> int:
     """The same polls through TaskPoller."""
     async with asyncpoll.TaskPoller(
         "/jobs/{job_id}",
@@ -103,8 +136,8 @@ async def poller_run(client: httpx.AsyncClient, ids: list[str], concurrency: int
 
 
 async def measure(
-    run: Callable[[httpx.AsyncClient, list[str], int], Awaitable[int]],
-    client: httpx.AsyncClient,
+    run: Callable[[Any, list[str], int], Awaitable[int]],
+    client: Any,
     jobs: int,
     concurrency: int,
 ) -> tuple[float, float]:
@@ -117,14 +150,14 @@ async def measure(
     return polls / wall, cpu / polls * 1e6
 
 
-async def server_cpu(client: httpx.AsyncClient) -> tuple[float, int]:
-    stats = (await client.get("/stats")).json()
+async def server_cpu(client: Any) -> tuple[float, int]:
+    stats = await get_json(client, "/stats")
     return stats["cpu"], stats["requests"]
 
 
 async def compare(kind: str, base: str, args: argparse.Namespace) -> None:
     for concurrency in args.concurrency:
-        jobs = args.jobs if kind == "httpx" else args.jobs * 3
+        jobs = args.jobs * {"httpx": 1, "httpx-aiohttp": 3, "aiohttp": 6}[kind]
         async with make_client(kind, base, concurrency) as client:
             await measure(raw_loop, client, 200, concurrency)  # warm up connections
             s_cpu0, s_req0 = await server_cpu(client)
@@ -218,11 +251,13 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1000, help="jobs per run (x3 for fast kinds)")
+    parser.add_argument(
+        "--jobs", type=int, default=1000, help="jobs per run (x3 for httpx-aiohttp, x6 for aiohttp)"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 100, 500])
-    parser.add_argument("--kinds", nargs="*", default=["httpx", "httpx-aiohttp"])
-    parser.add_argument("--naive-jobs", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--kinds", nargs="*", default=["httpx", "httpx-aiohttp", "aiohttp"])
+    parser.add_argument("--naive-jobs", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--naive-kinds", nargs="+", default=["httpx-aiohttp"])
     parser.add_argument("--interval", type=float, default=0.5)
     args = parser.parse_args()

@@ -1105,3 +1105,27 @@ async def test_as_completed_over_every_job_skips_what_was_discarded(api: FakeJob
             if handle.job_id == "a":
                 p.discard_finished()
     assert seen == ["a", "c"]
+
+
+async def test_a_check_that_never_awaits_cannot_starve_the_event_loop() -> None:
+    """Workers take queued jobs without a checkpoint, but still yield every few polls."""
+    polls = 0
+
+    async def check(handle: asyncpoll.JobHandle) -> Status:
+        nonlocal polls
+        polls += 1  # never awaits: the poll does not yield on its own
+        return Status(JobState.SUCCEEDED if polls >= 200 else JobState.RUNNING)
+
+    seen: list[int] = []
+
+    async def observer() -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append(polls)
+
+    async with asyncpoll.TaskPoller(schedule=asyncpoll.fixed(0), max_concurrency=1) as p:
+        handle = p.add("busy", check=check)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(observer)
+        await handle
+    assert polls == 200
+    assert len(seen) == 1 and seen[0] <= 16  # two loop turns of the observer, 8 polls each
