@@ -17,6 +17,7 @@ heap entries and ``max_concurrency`` worker tasks. Every wait goes through one c
 
 from __future__ import annotations
 
+import collections
 import datetime
 import email.utils
 import enum
@@ -404,6 +405,11 @@ class TaskPoller:
         self._seq = itertools.count()
         self._wake_at = math.inf  # when the scheduler's current sleep ends
         self._wake_scope: anyio.CancelScope | None = None
+        # (limit, request number, handle) of requests bounded by request_timeout, in
+        # start order; the watchdog cancels those still running at their limit.
+        self._watched: collections.deque[tuple[float, int, JobHandle]] = collections.deque()
+        self._expired: set[JobHandle] = set()  # handles whose request the watchdog cut
+        self._watchdog_scope: anyio.CancelScope | None = None
         self._finish_event: anyio.Event | None = None  # set, then replaced, on each finish
         self._idle_event: anyio.Event | None = None  # set when no job is in flight
 
@@ -440,6 +446,8 @@ class TaskPoller:
         self._ready_send, self._callback_send = ready_send, cb_send
         self._lifecycle = _Lifecycle.OPEN
         tg.start_soon(self._scheduler, name="asyncpoll scheduler")
+        if self._request_timeout is not None:
+            tg.start_soon(self._watchdog, name="asyncpoll watchdog")
         with ready_recv:
             for _ in range(self._max_concurrency):
                 tg.start_soon(self._worker, ready_recv.clone(), name="asyncpoll worker")
@@ -479,6 +487,8 @@ class TaskPoller:
         self._callback_send.close()
         if self._wake_scope is not None:
             self._wake_scope.cancel()
+        if self._watchdog_scope is not None:
+            self._watchdog_scope.cancel()
         try:
             # The block's own exception is not handed to the task group, which would
             # wrap it in an ExceptionGroup: it propagates unchanged when we return.
@@ -800,46 +810,111 @@ class TaskPoller:
             self._wake_scope = None
 
     async def _worker(self, ready: MemoryObjectReceiveStream[JobHandle]) -> None:
+        """Poll jobs from the ready stream, one at a time, until it closes.
+
+        The worker's polls share one cancel scope, made anew only after one is cut
+        short: ``handle.cancel()``, a job's deadline, or the watchdog cancel it while
+        that job's poll runs (``handle._scope``), and the poll's outcome is settled
+        here. No cancel scope and no timer per poll.
+        """
         receive_nowait, receive = ready.receive_nowait, ready.receive
         taken = 0
         with ready:
             while True:
-                # Take a queued job without a checkpoint (an HTTP poll yields anyway); a
-                # check= that never awaits still lets other tasks run every few polls.
-                taken += 1
-                if taken % WORKER_YIELD_EVERY == 0:
-                    await anyio.lowlevel.checkpoint()
-                try:
-                    handle = receive_nowait()
-                except anyio.WouldBlock:
-                    try:
-                        handle = await receive()
-                    except anyio.EndOfStream:
-                        return
-                except anyio.EndOfStream:
-                    return
-                if handle._finish_seq >= 0:
-                    continue
-                try:
-                    await self._poll(handle)
-                except Exception as exc:  # a bug must cost one job, never the poller
-                    logger.exception("internal error while polling job %r", handle.job_id)
-                    self._finish(
-                        handle,
-                        JobState.ERRORED,
-                        exc=PollError(
-                            f"internal error while polling: {exc!r}",
-                            job_id=handle.job_id,
-                            url=self._shown_url(handle),
-                            cause=exc,
-                        ),
-                    )
+                handle: JobHandle | None = None
+                with anyio.CancelScope() as scope:
+                    while True:
+                        # Take a queued job without a checkpoint (an HTTP poll yields
+                        # anyway); a check= that never awaits still lets other tasks
+                        # run every few polls.
+                        taken += 1
+                        if taken % WORKER_YIELD_EVERY == 0:
+                            await anyio.lowlevel.checkpoint()
+                        try:
+                            handle = receive_nowait()
+                        except anyio.WouldBlock:
+                            try:
+                                handle = await receive()
+                            except anyio.EndOfStream:
+                                return
+                        except anyio.EndOfStream:
+                            return
+                        if handle._finish_seq >= 0:
+                            continue
+                        try:
+                            await self._poll(handle, scope)
+                        except Exception as exc:  # a bug must cost one job, never the poller
+                            self._internal_error(handle, exc)
+                        handle = None
+                if handle is not None and scope.cancelled_caught:
+                    self._interrupted(handle)
 
-    async def _poll(self, handle: JobHandle) -> None:
+    def _internal_error(self, handle: JobHandle, exc: Exception) -> None:
+        logger.exception("internal error while polling job %r", handle.job_id)
+        self._finish(
+            handle,
+            JobState.ERRORED,
+            exc=PollError(
+                f"internal error while polling: {exc!r}",
+                job_id=handle.job_id,
+                url=self._shown_url(handle),
+                cause=exc,
+            ),
+        )
+
+    def _interrupted(self, handle: JobHandle) -> None:
+        """A poll was cut short by its worker's cancel scope: say why, to the job."""
+        expired = handle in self._expired
+        self._expired.discard(handle)
+        if handle._finish_seq >= 0:
+            return  # cancelled, or timed out by the scheduler, meanwhile
+        if not expired:
+            self._time_out(handle)  # the job's deadline cut the request short
+            return
+        failure = TimeoutError(
+            f"no complete response within request_timeout={self._request_timeout:g} s"
+        )
+        try:
+            self._on_transient(handle, failure, None, None)
+        except Exception as exc:
+            self._internal_error(handle, exc)
+
+    async def _watchdog(self) -> None:
+        """Cut short the requests that outlast ``request_timeout``.
+
+        Requests bounded by ``request_timeout`` (not by their job's nearer deadline)
+        are queued in start order, so their limits come in order too: one sleep until
+        the oldest one's limit covers them all, instead of a timer per request.
+        """
+        watched, clock = self._watched, self._clock
+        period = self._request_timeout
+        assert period is not None
+        while self._lifecycle is _Lifecycle.OPEN:
+            now = clock.now()
+            while watched:
+                limit, seq, handle = watched[0]
+                if handle._in_request != seq:
+                    watched.popleft()  # answered already
+                elif limit <= now:
+                    watched.popleft()
+                    if handle._scope is not None:  # always, while _in_request is set
+                        self._expired.add(handle)
+                        handle._scope.cancel()
+                else:
+                    break
+            # Anything queued while this sleeps has a later limit than its end.
+            until = watched[0][0] if watched else now + period
+            with anyio.CancelScope() as self._watchdog_scope:
+                await clock.sleep_until(until)
+            self._watchdog_scope = None
+
+    async def _poll(self, handle: JobHandle, scope: anyio.CancelScope) -> None:
         """Make one request for ``handle`` and act on what it says.
 
         The request is a status poll, or, when the job's ``_action`` says so, the GET of
         its result document (``fetch_result``) or its create request again (``resubmit``).
+        ``scope`` is the worker's: cancelling it (``handle._scope`` while this runs)
+        interrupts the poll, and the worker settles the outcome.
         """
         clock = self._clock
         deadline = handle._deadline
@@ -853,58 +928,53 @@ class TaskPoller:
         failure: BaseException | None = None
         verdict = Verdict.READ
         response: Response | None = None
-        timed_out = False
-        by_deadline = True  # whether the request's time limit is the job's deadline
-        # One cancel scope per poll: handle.cancel() cancels it at any point; once the
-        # request starts it also gets the request's deadline.
         gate = None if url is None else self._gate_for(url)
-        with anyio.CancelScope() as scope:
-            handle._scope = scope
+        handle._scope = scope
+        armed = False  # whether the scope's deadline is set for this request
+        try:
             if not await self._admit(url, bound, gate):
-                timed_out = True  # the deadline came before the host or the limiter let us go
-            else:
-                handle._attempts += 1
-                self._requests += 1
-                limit = bound - clock.now()
-                request_timeout = self._request_timeout
-                by_deadline = request_timeout is None or limit <= request_timeout
-                if request_timeout is not None and not by_deadline:
-                    limit = request_timeout
-                if limit != math.inf:
-                    scope.deadline = self._loop_time() + limit
-                try:
-                    if handle._check is not None and action == "poll":
-                        status = await self._call_check(handle)
-                    else:
-                        assert url is not None
-                        response = await self._request(handle, action, url)
-                except TransportFailure as exc:
-                    failure = exc
-                    verdict = Verdict.TRANSIENT if exc.transient else Verdict.FATAL
-                except PollError as exc:
-                    failure, verdict = exc, Verdict.FATAL
-                except Exception as exc:
-                    failure, verdict = exc, Verdict.TRANSIENT
-                except anyio.get_cancelled_exc_class() as exc:
-                    # A real cancellation (this job's, the request deadline's, the
-                    # poller's) raises again here; one that user code raised on its
-                    # own (an SDK's cancelled future) is this job's failure.
-                    await anyio.lowlevel.checkpoint_if_cancelled()
-                    failure, verdict = exc, Verdict.TRANSIENT
-        handle._scope = None
+                # The deadline came before the host or the limiter let us go.
+                handle._scope = None
+                self._time_out(handle)
+                return
+            handle._attempts += 1
+            self._requests += 1
+            now = clock.now()
+            limit = bound - now
+            request_timeout = self._request_timeout
+            if request_timeout is not None and limit > request_timeout:
+                # The common case: the watchdog bounds it, no timer of its own.
+                seq = handle._in_request = self._requests
+                self._watched.append((now + request_timeout, seq, handle))
+            elif limit != math.inf:
+                scope.deadline = self._loop_time() + limit  # the job's deadline is nearer
+                armed = True
+            try:
+                if handle._check is not None and action == "poll":
+                    status = await self._call_check(handle)
+                else:
+                    assert url is not None
+                    response = await self._request(handle, action, url)
+            except TransportFailure as exc:
+                failure = exc
+                verdict = Verdict.TRANSIENT if exc.transient else Verdict.FATAL
+            except PollError as exc:
+                failure, verdict = exc, Verdict.FATAL
+            except Exception as exc:
+                failure, verdict = exc, Verdict.TRANSIENT
+            except anyio.get_cancelled_exc_class() as exc:
+                # A real cancellation (this job's, the request deadline's, the
+                # poller's) raises again here; one that user code raised on its
+                # own (an SDK's cancelled future) is this job's failure.
+                await anyio.lowlevel.checkpoint_if_cancelled()
+                failure, verdict = exc, Verdict.TRANSIENT
+        finally:
+            handle._scope = None
+            handle._in_request = -1
+            if armed:
+                scope.deadline = math.inf
         if handle._finish_seq >= 0:
             return  # cancelled meanwhile
-        if scope.cancelled_caught:  # the request's deadline passed
-            if by_deadline:
-                timed_out = True
-            else:
-                failure = TimeoutError(
-                    f"no complete response within request_timeout={self._request_timeout:g} s"
-                )
-                verdict = Verdict.TRANSIENT
-        if timed_out:
-            self._time_out(handle)
-            return
         hint = None
         if response is not None:
             assert url is not None

@@ -329,6 +329,29 @@ async def test_a_hanging_request_is_bounded_by_request_timeout(api: FakeJobAPI) 
     assert rel(api.times("a"), t0) == [0.0, 6.0]
 
 
+async def test_hanging_requests_are_each_cut_at_their_own_limit(api: FakeJobAPI) -> None:
+    """Staggered hanging requests are each cut exactly request_timeout after they start;
+    other jobs go on, and the workers that were cut go on polling."""
+
+    async def hang() -> httpx.Response:
+        await anyio.sleep(3600)
+        raise AssertionError("not reached")
+
+    api.script("a", hang, job("done", result="a"))
+    api.script("b", hang, job("done", result="b"))
+    api.script("c", job("running"), job("done", result="c"))
+    t0 = anyio.current_time()
+    async with poller(api, request_timeout=5.0, max_concurrency=2) as p:
+        a, c = p.add("a"), p.add("c")
+        await anyio.sleep(2)
+        b = p.add("b")
+        assert await p.gather(a, b, c) == ["a", "b", "c"]
+    assert rel(api.times("a"), t0) == [0.0, 6.0]
+    assert rel(api.times("b"), t0) == [2.0, 8.0]
+    assert rel(api.times("c"), t0) == [0.0, 1.0]
+    assert [h.attempts for h in (a, b, c)] == [2, 2, 2]
+
+
 async def test_a_request_in_flight_at_the_deadline_times_the_job_out(api: FakeJobAPI) -> None:
     """The job's deadline also bounds a request in flight: TIMED_OUT at the deadline."""
 
@@ -795,7 +818,7 @@ async def test_result_before_done_is_an_invalid_state(api: FakeJobAPI) -> None:
     "anyio_backend", [("asyncio", {"loop_factory": _virtual_loop})], ids=["asyncio"]
 )
 async def test_ten_thousand_jobs_are_heap_entries_not_tasks() -> None:
-    """10,000 jobs in flight run on max_concurrency workers plus two engine tasks."""
+    """10,000 jobs in flight run on max_concurrency workers plus three engine tasks."""
     import asyncio  # task counting needs asyncio.all_tasks()
 
     async def check(handle: asyncpoll.JobHandle) -> Status:
@@ -807,7 +830,8 @@ async def test_ten_thousand_jobs_are_heap_entries_not_tasks() -> None:
         handles = [p.add(str(i), check=check) for i in range(10_000)]
         await anyio.sleep(5)
         engine = [t for t in asyncio.all_tasks() if t.get_name().startswith("asyncpoll ")]
-        assert len(engine) == 16 + 2  # workers, the scheduler and the callback runner
+        # workers, the scheduler, the request_timeout watchdog and the callback runner
+        assert len(engine) == 16 + 3
         assert len(asyncio.all_tasks()) - len(engine) <= 2  # this test and its runner
         assert p.statistics().active == 10_000
         results = await p.gather(*handles)
