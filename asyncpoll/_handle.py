@@ -70,6 +70,8 @@ class JobHandle:
         "_fetch_result",
         "_fetch_url",
         "_finish_seq",
+        "_gate",
+        "_gate_url",
         "_in_request",
         "_last_failure",
         "_last_response",
@@ -134,6 +136,8 @@ class JobHandle:
         self._done_callbacks: list[Callable[[JobHandle], object]] | None = None
         self._scope: anyio.CancelScope | None = None  # set while a status request runs
         self._in_request = -1  # the poller's number of the request in flight, else -1
+        self._gate: Any = None  # the HostGate of _gate_url, the URL last polled
+        self._gate_url: str | None = None
         self._finish_seq = -1
         # HTTP job API state, filled in by the poller.
         self._target: str | None = None  # absolute URL of the next status request

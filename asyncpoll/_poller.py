@@ -75,6 +75,15 @@ UNSET: Final = _Unset.UNSET
 DEFAULT_MAX_RESULT_BODY: Final = 64 * 1024 * 1024
 #: Redirects of one status URL followed in a row before giving up.
 MAX_REDIRECTS: Final = 5
+#: The headers a server paces clients with: hints (Retry-After) and budgets (RateLimit-*).
+PACING_HEADERS: Final = (
+    "retry-after",
+    "retry-after-ms",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+)
 #: A worker taking queued jobs back to back yields to the event loop after this many.
 WORKER_YIELD_EVERY: Final = 8
 #: Distinct "scheme://authority" spellings remembered for finding a host's gate fast.
@@ -336,6 +345,8 @@ class TaskPoller:
         if isinstance(hint_headers, str):
             raise TypeError("hint_headers must be a list of header names, not one string")
         self._hint_headers = tuple(str(name).lower() for name in hint_headers)
+        #: Every header that can carry a hint or a budget (see _feedback).
+        self._pacing_headers = frozenset((*self._hint_headers, *PACING_HEADERS))
         self._allowed_origins = normalize_origins(
             [allowed_origins] if isinstance(allowed_origins, str) else allowed_origins
         )
@@ -377,6 +388,7 @@ class TaskPoller:
         if reader is not None and not callable(reader):
             raise TypeError(f"reader must be a callable (Response) -> Status, got {reader!r}")
         self._reader: Reader = reader if reader is not None else DefaultReader()
+        self._claims: Callable[[int], bool] | None = getattr(self._reader, "claims", None)
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock must have now() and sleep_until(), got {clock!r}")
         self._clock: Clock = clock if clock is not None else AnyioClock()
@@ -928,11 +940,19 @@ class TaskPoller:
         failure: BaseException | None = None
         verdict = Verdict.READ
         response: Response | None = None
-        gate = None if url is None else self._gate_for(url)
+        gate = None
+        if url is not None:
+            if handle._gate_url is url:  # the same URL as last time: its gate too
+                gate = handle._gate
+            else:
+                gate = handle._gate = self._gate_for(url)
+                handle._gate_url = url
         handle._scope = scope
         armed = False  # whether the scope's deadline is set for this request
         try:
-            if not await self._admit(url, bound, gate):
+            if (
+                gate is None or self._limiter is not None or not gate.try_pass(clock.now())
+            ) and not await self._admit(url, bound, gate):
                 # The deadline came before the host or the limiter let us go.
                 handle._scope = None
                 self._time_out(handle)
@@ -1061,6 +1081,10 @@ class TaskPoller:
     def _feedback(self, url: str, response: Response, gate: HostGate | None = None) -> float | None:
         """Tell the host's gate what it answered; returns the server's hint, capped."""
         headers = response.headers
+        code = response.status_code
+        if code < 400 and gate is not None and self._pacing_headers.isdisjoint(headers):
+            gate.on_healthy(self._clock.now())  # the common case: no hint, no budget
+            return None
         hint = header_hint(headers, self._hint_headers, date=headers.get("date"))
         if hint is not None and hint > self._pacing.max_retry_after:
             host = _host_of(url)
@@ -1076,7 +1100,6 @@ class TaskPoller:
         if gate is None:
             gate = self._gate_for(url)
         now = self._clock.now()
-        code = response.status_code
         if code == 429 or (code == 503 and hint is not None):
             gate.on_throttled(now, DEFAULT_THROTTLE_PAUSE if hint is None else hint)
         elif code < 400:
@@ -1095,7 +1118,7 @@ class TaskPoller:
         verdict = classify(code)
         if code == 503 and hint is not None:
             verdict = Verdict.THROTTLED  # back-pressure, not a failure
-        claims = getattr(self._reader, "claims", None)
+        claims = self._claims
         if verdict is not Verdict.READ and claims is not None and claims(code):
             verdict = Verdict.READ
         elif 300 <= code < 400:
