@@ -137,10 +137,13 @@ class AiohttpTransport:
                 secret_headers=self._secret,
             )
         if self._session is None:
-            self._session = self._make_session(cookies=True)
+            # The poller's headers are the session's own: nothing to merge per request.
+            self._session = self._make_session(cookies=True, headers=self._headers)
         return self
 
-    def _make_session(self, *, cookies: bool) -> aiohttp.ClientSession:
+    def _make_session(
+        self, *, cookies: bool, headers: Mapping[str, str] | None = None
+    ) -> aiohttp.ClientSession:
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self._request_timeout, sock_read=self._request_timeout
         )
@@ -149,6 +152,7 @@ class AiohttpTransport:
             timeout=timeout,
             auto_decompress=False,  # inflated under the size cap by read_capped
             cookie_jar=None if cookies else aiohttp.DummyCookieJar(),
+            headers=headers,
         )
 
     def absolute(self, url: str) -> str:
@@ -185,11 +189,12 @@ class AiohttpTransport:
         """
         session = self._session
         assert session is not None, "open() makes the session"
-        merged: Mapping[str, str] = self._headers
+        merged: Mapping[str, str] | None = None if self._owns_session else self._headers
         if headers:
             merged = CIMultiDict(self._headers)
             merged.update(headers)
         if not credentials:
+            merged = merged if merged is not None else self._headers
             merged = {k: v for k, v in merged.items() if k.lower() not in self._secret}
             if self._bare is None:
                 self._bare = self._make_session(cookies=False)
@@ -203,7 +208,7 @@ class AiohttpTransport:
             body = jsonlib.dumps(
                 json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode()
-            merged = CIMultiDict(merged)
+            merged = CIMultiDict(merged or ())
             merged.setdefault("Content-Type", "application/json")
         elif content is not None:
             body = content.encode() if isinstance(content, str) else content

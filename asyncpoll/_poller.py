@@ -970,8 +970,13 @@ class TaskPoller:
                 scope.deadline = self._loop_time() + limit  # the job's deadline is nearer
                 armed = True
             try:
-                if handle._check is not None and action == "poll":
+                if action != "poll":
+                    assert url is not None
+                    response = await self._request(handle, action, url)
+                elif handle._check is not None:
                     status = await self._call_check(handle)
+                elif url is handle._origin:  # the common case, one coroutine less
+                    response = await self._transport.request("GET", url)
                 else:
                     assert url is not None
                     response = await self._request(handle, action, url)

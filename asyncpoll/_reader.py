@@ -77,6 +77,7 @@ DEFAULT_STATES: Mapping[str, JobState] = {
 
 _STATE_KEYS = ("status", "state")
 _LINK_KEYS = ("resultUrl", "result_url", "result_urls", "resultUrls")
+_LINK_KEY_SET = frozenset(_LINK_KEYS)
 _MAX_UNKNOWN_LOGGED = 100  # distinct unknown state words warned about per reader
 _ERROR_KEYS = ("error", "failMsg", "message")
 
@@ -305,10 +306,12 @@ class DefaultReader:
         if state is None:
             state = self._unknown(word, response)
         progress = _find(scopes, ("progress",), progress_fraction)
-        result = error = None
-        link_field = _find(scopes, _LINK_KEYS, lambda value: value if _links(value) else None)
-        links = _links(link_field)
-        result_url = links[0] if links else None
+        result = error = result_url = None
+        link_field = None
+        if not _LINK_KEY_SET.isdisjoint(body) or len(scopes) > 1:  # skip the search if none
+            link_field = _find(scopes, _LINK_KEYS, lambda value: value if _links(value) else None)
+            links = _links(link_field)
+            result_url = links[0] if links else None
         if state is JobState.SUCCEEDED:
             result = _result(scopes, body, link_field)
             progress = 1.0
@@ -323,7 +326,7 @@ class DefaultReader:
             progress=progress,
             result=result,
             error=error,
-            retry_after=retry_after_of(response),
+            retry_after=retry_after_of(response) if "retry-after" in response.headers else None,
             http_status=response.status_code,
             raw=body,
             result_url=result_url,
