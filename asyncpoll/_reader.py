@@ -131,7 +131,7 @@ def number(value: Any) -> float | None:
 
 def progress_fraction(value: Any) -> float | None:
     """A progress fraction from a number or a ``{done|processed_*, total*}`` object."""
-    if isinstance(value, Mapping):
+    if type(value) is not float and type(value) is not int and isinstance(value, Mapping):
         done = total = None
         for key, item in value.items():
             key_l = str(key).lower()
@@ -290,12 +290,12 @@ class DefaultReader:
     def __call__(self, response: Response) -> Status:
         """Read one 2xx response; raises ``ValueError`` when the body has no state."""
         body = response.json()
-        if not isinstance(body, Mapping):
+        if type(body) is not dict and not isinstance(body, Mapping):
             raise ValueError(
                 f"expected a JSON object with a status, received {excerpt(response.content)}"
             )
         data = body.get("data")
-        scopes = (body, data) if isinstance(data, Mapping) else (body,)
+        scopes = (body,) if data is None or not isinstance(data, Mapping) else (body, data)
         word = _find(scopes, _STATE_KEYS, _word)
         if word is None:
             raise ValueError(

@@ -71,6 +71,9 @@ class Server(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that stops reading (a size cap) breaks the pipe: expected
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -384,6 +387,8 @@ async def test_failures_are_named_and_classified() -> None:
             await t.get(f"http://127.0.0.1:{port}/jobs/a?token=s3cret")
         with pytest.raises(TransportFailure) as bad:
             await t.get("ftp://127.0.0.1/jobs/a")
+        with pytest.raises(TransportFailure) as unparsable:
+            await t.get("http://[::1/jobs/a")
     finally:
         await t.aclose()
     assert str(refused.value).startswith(
@@ -392,3 +397,5 @@ async def test_failures_are_named_and_classified() -> None:
     assert refused.value.transient is True
     assert str(bad.value).startswith("invalid URL 'ftp://127.0.0.1/jobs/a': ")
     assert bad.value.transient is False
+    assert str(unparsable.value).startswith("invalid URL 'http://[::1/jobs/a': ")
+    assert unparsable.value.transient is False
