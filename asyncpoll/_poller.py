@@ -84,6 +84,8 @@ PACING_HEADERS: Final = (
     "x-ratelimit-remaining",
     "x-ratelimit-reset",
 )
+#: The least time between two scheduler wake-ups that each find jobs due, in seconds.
+SCHEDULER_TICK: Final = 0.001
 #: A worker taking queued jobs back to back yields to the event loop after this many.
 WORKER_YIELD_EVERY: Final = 8
 #: Distinct "scheme://authority" spellings remembered for finding a host's gate fast.
@@ -413,8 +415,13 @@ class TaskPoller:
         self._handles: dict[str, JobHandle] = {}  # job id -> latest handle, for lookups
         self._finished: list[JobHandle] = []  # handles in the order they finished
         self._finished_base = 0  # finish number of _finished[0]; discard_finished() moves it
-        self._heap: list[tuple[float, int, JobHandle]] = []  # min-heap of (due, seq, handle)
+        # A min-heap of (due, seq) and the handle of each seq. Tuples of numbers only,
+        # which the garbage collector stops tracking: a million of them in the heap do
+        # not make its full collections longer.
+        self._heap: list[tuple[float, int]] = []
+        self._waiting: dict[int, JobHandle] = {}
         self._seq = itertools.count()
+        self._tick_end = -math.inf  # the scheduler's earliest next wake-up
         self._wake_at = math.inf  # when the scheduler's current sleep ends
         self._wake_scope: anyio.CancelScope | None = None
         # (limit, request number, handle) of requests bounded by request_timeout, in
@@ -792,30 +799,44 @@ class TaskPoller:
             # waking the scheduler for it.
             self._ready_send.send_nowait(handle)
             return
-        heapq.heappush(self._heap, (due, next(self._seq), handle))
-        if due < self._wake_at:
-            self._wake_at = due
+        seq = next(self._seq)
+        heapq.heappush(self._heap, (due, seq))
+        self._waiting[seq] = handle
+        wake_at = self._wake_at
+        # Wake the scheduler only if this moves its wake-up earlier; during a tick (see
+        # _scheduler) nothing can, since the tick's end is its earliest wake-up anyway.
+        if due < wake_at and wake_at > self._tick_end:
+            self._wake_at = max(due, self._tick_end)
             if self._wake_scope is not None:
                 self._wake_scope.cancel()
 
     # ----------------------------------------------------------------- the engine
 
     async def _scheduler(self) -> None:
-        heap, clock = self._heap, self._clock
+        """Send due jobs to the workers, then sleep until the next one is due.
+
+        After a wake-up that found jobs due, the next is at least ``SCHEDULER_TICK``
+        later: under an even spread of due times (many jobs on long intervals) one
+        wake-up takes a batch, not one job each, for at most a tick of lateness. Due
+        times farther apart than a tick are kept exactly.
+        """
+        heap, waiting, clock = self._heap, self._waiting, self._clock
         assert self._ready_send is not None
         send = self._ready_send.send_nowait
         while self._lifecycle is _Lifecycle.OPEN:
             now = clock.now()
-            while heap and heap[0][0] <= now:
-                _, _, handle = heapq.heappop(heap)
-                if handle._finish_seq >= 0:
-                    continue  # cancelled while waiting: a stale entry
-                deadline = handle._deadline
-                if deadline is not None and now >= deadline:
-                    self._time_out(handle)
-                    continue
-                send(handle)
-            self._wake_at = heap[0][0] if heap else math.inf
+            if heap and heap[0][0] <= now:
+                while heap and heap[0][0] <= now:
+                    handle = waiting.pop(heapq.heappop(heap)[1])
+                    if handle._finish_seq >= 0:
+                        continue  # cancelled while waiting: a stale entry
+                    deadline = handle._deadline
+                    if deadline is not None and now >= deadline:
+                        self._time_out(handle)
+                        continue
+                    send(handle)
+                self._tick_end = now + SCHEDULER_TICK
+            self._wake_at = max(heap[0][0], self._tick_end) if heap else math.inf
             with anyio.CancelScope() as scope:
                 self._wake_scope = scope
                 await clock.sleep_until(self._wake_at)
@@ -998,6 +1019,9 @@ class TaskPoller:
             handle._in_request = -1
             if armed:
                 scope.deadline = math.inf
+            watched = self._watched
+            while watched and watched[0][2]._in_request != watched[0][1]:
+                watched.popleft()  # answered: forget them now, not at their limit
         if handle._finish_seq >= 0:
             return  # cancelled meanwhile
         hint = None

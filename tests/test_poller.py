@@ -1153,3 +1153,19 @@ async def test_a_check_that_never_awaits_cannot_starve_the_event_loop() -> None:
         await handle
     assert polls == 200
     assert len(seen) == 1 and seen[0] <= 16  # two loop turns of the observer, 8 polls each
+
+
+async def test_the_scheduler_batches_due_times_closer_than_a_tick() -> None:
+    """After a wake-up that found work, the scheduler sleeps at least 1 ms: a job due
+    0.4 ms after another waits for the tick's end; one due 3 ms after is on time."""
+    polled: dict[str, float] = {}
+
+    async def check(handle: asyncpoll.JobHandle) -> Status:
+        polled[handle.job_id] = anyio.current_time() - t0
+        return Status(JobState.SUCCEEDED)
+
+    t0 = anyio.current_time()
+    async with asyncpoll.TaskPoller() as p:
+        for job_id, first in (("a", 1.0), ("b", 1.0004), ("c", 1.003)):
+            p.add(job_id, check=check, schedule=asyncpoll.fixed(1.0, first=first))
+    assert polled == pytest.approx({"a": 1.0, "b": 1.001, "c": 1.003}, abs=1e-9)
