@@ -178,16 +178,16 @@ async def compare(kind: str, base: str, args: argparse.Namespace) -> None:
         )
 
 
-async def naive(client: httpx.AsyncClient, ids: list[str], interval: float) -> int:
+async def naive(client: Any, ids: list[str], interval: float) -> int:
     """What people write today: one loop with a sleep per job, all gathered."""
     polls = 0
 
     async def one(job: str) -> None:
         nonlocal polls
         while True:
-            response = await client.get(f"/jobs/{job}")
+            body = await get_json(client, f"/jobs/{job}")
             polls += 1
-            if response.json()["status"] == "done":
+            if body["status"] == "done":
                 return
             await asyncio.sleep(interval)
 
@@ -195,7 +195,7 @@ async def naive(client: httpx.AsyncClient, ids: list[str], interval: float) -> i
     return polls
 
 
-async def poller_interval(client: httpx.AsyncClient, ids: list[str], interval: float) -> int:
+async def poller_interval(client: Any, ids: list[str], interval: float) -> int:
     async with asyncpoll.TaskPoller(
         "/jobs/{job_id}",
         client=client,
@@ -258,7 +258,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[50, 100, 500])
     parser.add_argument("--kinds", nargs="*", default=["httpx", "httpx-aiohttp", "aiohttp"])
     parser.add_argument("--naive-jobs", type=int, nargs="*", default=[1000, 10000])
-    parser.add_argument("--naive-kinds", nargs="+", default=["httpx-aiohttp"])
+    parser.add_argument("--naive-kinds", nargs="*", default=["httpx-aiohttp", "aiohttp"])
     parser.add_argument("--interval", type=float, default=0.5)
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
