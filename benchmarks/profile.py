@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import throughput  # noqa: E402  (the benchmark next to this script)
+import throughput  # the benchmark next to this script
 
 GROUPS = (
     ("asyncpoll", "/asyncpoll/"),
