@@ -39,9 +39,6 @@ logger = logging.getLogger("asyncpoll")
 
 __all__ = ["AiohttpTransport"]
 
-#: Parsed URLs kept for reuse: enough for every job of a large poller, a few MB at most.
-URL_CACHE_SIZE = 16384
-
 
 class AiohttpTransport:
     """Requests on one shared ``aiohttp.ClientSession`` with keep-alive.
@@ -70,7 +67,6 @@ class AiohttpTransport:
         "_request_timeout",
         "_secret",
         "_session",
-        "_urls",
     )
 
     def __init__(
@@ -102,7 +98,6 @@ class AiohttpTransport:
         self._max_body = max_body
         self._headers = CIMultiDict({"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})})
         self._secret = SECRET_HEADERS | {name.lower() for name in secret_headers}
-        self._urls: dict[str, URL] = {}  # parsed request URLs, by their text
 
     @property
     def kind(self) -> str:
@@ -207,19 +202,6 @@ class AiohttpTransport:
             url = self.absolute(url)
         elif self._owns_session:
             url = join_base(self._base_url, url)
-        target = self._urls.get(url)
-        if target is None:
-            # Parsed once per URL, not once per poll (yarl's parsing is a good part of
-            # a request's cost); forgotten wholesale when the cache is full.
-            if len(self._urls) >= URL_CACHE_SIZE:
-                self._urls.clear()
-            try:
-                target = URL(url)
-            except (ValueError, TypeError) as exc:
-                raise TransportFailure(
-                    f"invalid URL {redact_url(str(url))!r}: {exc}", transient=False
-                ) from exc
-            self._urls[url] = target
         body: Any = None
         if json is not None:
             # The same bytes httpx would send, so a server sees one format either way.
@@ -236,7 +218,7 @@ class AiohttpTransport:
         try:
             async with session.request(
                 method,
-                target,
+                url,
                 headers=merged,
                 data=body,
                 allow_redirects=False,

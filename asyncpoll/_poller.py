@@ -879,6 +879,10 @@ class TaskPoller:
                         except Exception as exc:  # a bug must cost one job, never the poller
                             self._internal_error(handle, exc)
                         handle = None
+                        if scope.cancel_called:
+                            # Meant for the poll that just ended, which was answered in
+                            # the same instant: a fresh scope, so it cannot reach the next.
+                            break
                 if handle is not None and scope.cancelled_caught:
                     self._interrupted(handle)
 
@@ -1022,6 +1026,8 @@ class TaskPoller:
             watched = self._watched
             while watched and watched[0][2]._in_request != watched[0][1]:
                 watched.popleft()  # answered: forget them now, not at their limit
+        if self._expired:
+            self._expired.discard(handle)  # answered as the watchdog cut it: the answer wins
         if handle._finish_seq >= 0:
             return  # cancelled meanwhile
         hint = None

@@ -1169,3 +1169,27 @@ async def test_the_scheduler_batches_due_times_closer_than_a_tick() -> None:
         for job_id, first in (("a", 1.0), ("b", 1.0004), ("c", 1.003)):
             p.add(job_id, check=check, schedule=asyncpoll.fixed(1.0, first=first))
     assert polled == pytest.approx({"a": 1.0, "b": 1.001, "c": 1.003}, abs=1e-9)
+
+
+@pytest.mark.parametrize("outcome_first", [True, False], ids=["answer-first", "limit-first"])
+async def test_a_poll_answered_at_its_limit_never_harms_the_next_job(outcome_first: bool) -> None:
+    """A request answered in the very instant its limit passes settles its own job only:
+    the worker's next job (taken without a checkpoint) is polled normally."""
+    limit = 5.0
+
+    async def slow(handle: asyncpoll.JobHandle) -> Status:
+        await anyio.sleep(limit - 1e-9 if outcome_first else limit)
+        return Status(JobState.SUCCEEDED, result="slow")
+
+    async def quick(handle: asyncpoll.JobHandle) -> Status:
+        return Status(JobState.SUCCEEDED, result="quick")
+
+    async with asyncpoll.TaskPoller(
+        max_concurrency=1, request_timeout=limit, retry_schedule=asyncpoll.fixed(1.0)
+    ) as p:
+        a = p.add("a", check=slow)
+        b = p.add("b", check=quick)
+        results = await p.gather(a, b, return_exceptions=True)
+    assert results[1] == "quick"
+    assert b.state is JobState.SUCCEEDED
+    assert results[0] == "slow"
