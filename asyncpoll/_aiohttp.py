@@ -243,7 +243,7 @@ class AiohttpTransport:
                         key = key.lower()
                         joined[key] = f"{joined[key]}, {value}" if key in joined else value
                 # Redirects are never followed: the response is for the URL as sent.
-                sent = url if isinstance(url, str) and "://" in url else str(r.url)
+                sent = url if "://" in url else str(r.url)
                 return Response._trusted(r.status, joined, content_bytes, redact_url(sent), sent)
         except TransportFailure:
             raise

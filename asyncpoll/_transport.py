@@ -11,6 +11,7 @@ deflate inflated here, never more than the cap allows at a time.
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol
@@ -176,7 +177,11 @@ def make_transport(
         "max_body": max_body,
         "secret_headers": secret_headers,
     }
-    is_session = client is not None and type(client).__module__.split(".")[0] == "aiohttp"
+    # A session (or a subclass) can only exist once aiohttp is imported: no import here.
+    aiohttp = sys.modules.get("aiohttp")
+    is_session = (
+        client is not None and aiohttp is not None and isinstance(client, aiohttp.ClientSession)
+    )
     if is_session or (client is None and kind == "aiohttp"):
         try:
             from ._aiohttp import AiohttpTransport
