@@ -261,10 +261,11 @@ class Limiter:
                     break
                 rate = self._rate
                 at = now + (1.0 - self._tokens) / rate
-                # Sleep at least one tick (fewer wake-ups at high rates), never so long
-                # that the bucket would overflow and tokens be lost.
-                full = now + (self._burst - self._tokens) / rate
-                at = max(at, min(now + TICK, full))
+                # Sleep at least one tick (fewer wake-ups at high rates), but wake while
+                # the bucket is at most half full, so a late wake-up (the event loop's
+                # latency) still finds room for the tokens accrued meanwhile.
+                half = now + (self._burst - self._tokens) / rate / 2.0
+                at = max(at, min(now + TICK, half))
                 if at >= deadline:
                     await clock.sleep_until(deadline)
                     if me.granted:
