@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Any
+import socketserver
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -56,6 +58,21 @@ def network(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any], str]:
 def make_poller(network: tuple[str, dict[str, Any], str]) -> MakePoller:
     """``asyncpoll.TaskPoller`` with the test's transport."""
     return functools.partial(asyncpoll.TaskPoller, transport=network[2])
+
+
+ServerT = TypeVar("ServerT", bound=socketserver.BaseServer)
+
+
+def serving(srv: ServerT) -> Iterator[ServerT]:
+    """Run ``srv`` (a real server on a loopback port) in a thread for one test."""
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=5)
 
 
 #: Virtual seconds after which a test's event loop gives up (asyncio backend).

@@ -8,6 +8,7 @@ in real time on asyncio (aiohttp's only event loop), plus trio for the fallback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import logging
@@ -15,7 +16,7 @@ import socket
 import threading
 import tracemalloc
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -23,6 +24,7 @@ import aiohttp
 import anyio
 import httpx
 import pytest
+from conftest import serving
 
 import asyncpoll
 from asyncpoll._aiohttp import AiohttpTransport
@@ -44,13 +46,13 @@ class Reply:
         self,
         body: bytes | Any = b"",
         status: int = 200,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
         *,
         chunked: bool = False,
     ) -> None:
         self.body = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.status = status
-        self.headers = headers or {}
+        self.headers = list(headers.items()) if isinstance(headers, dict) else headers or []
         self.chunked = chunked
 
 
@@ -87,7 +89,7 @@ class Handler(BaseHTTPRequestHandler):
             self.server.requests.append((self.command, self.path, dict(self.headers), body))
         reply = self.server.replies.get(self.path, Reply(b"no such path", 404))
         self.send_response(reply.status)
-        for key, value in reply.headers.items():
+        for key, value in reply.headers:
             self.send_header(key, value)
         if reply.chunked:
             self.send_header("Transfer-Encoding", "chunked")
@@ -110,27 +112,15 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def serve() -> Iterator[Server]:
-    srv = Server()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
-
-
 @pytest.fixture
 def server() -> Iterator[Server]:
-    yield from serve()
+    yield from serving(Server())
 
 
 @pytest.fixture
 def other() -> Iterator[Server]:
     """A second server: another origin (another port)."""
-    yield from serve()
+    yield from serving(Server())
 
 
 def header(request: tuple[str, str, dict[str, str], bytes], name: str) -> str | None:
@@ -285,10 +275,15 @@ async def test_submit_sends_the_same_json_bytes_as_httpx(server: Server) -> None
     assert {header(r, "content-type") for r in posts} == {"application/json"}
 
 
-async def transport_for(server: Server, **options: Any) -> AiohttpTransport:
+@contextlib.asynccontextmanager
+async def transport_for(server: Server, **options: Any) -> AsyncIterator[AiohttpTransport]:
+    """An opened AiohttpTransport on ``server``, closed afterwards."""
     t = AiohttpTransport(base_url=server.url, **options)
     assert t.open() is t
-    return t
+    try:
+        yield t
+    finally:
+        await t.aclose()
 
 
 @pytest.mark.parametrize(
@@ -303,11 +298,8 @@ async def test_bodies_come_back_decoded(
     data = json.dumps({"status": "running", "pad": "x" * 200_000}).encode()
     headers = {"Content-Encoding": encoding} if encoding else {}
     server.replies["/a"] = Reply(compress(data), headers=headers, chunked=chunked)
-    t = await transport_for(server)
-    try:
+    async with transport_for(server) as t:
         response = await t.get("/a")
-    finally:
-        await t.aclose()
     assert response.status_code == 200
     assert response.content == data
     assert response.url == server.url + "/a"
@@ -317,13 +309,10 @@ async def test_bodies_come_back_decoded(
 async def test_a_body_over_the_cap_is_refused(server: Server, chunked: bool) -> None:
     server.replies["/big"] = Reply(b"x" * 2001, chunked=chunked)
     server.replies["/fits"] = Reply(b"x" * 2000, chunked=chunked)
-    t = await transport_for(server, max_body=2000)
-    try:
+    async with transport_for(server, max_body=2000) as t:
         assert len((await t.get("/fits")).content) == 2000
         with pytest.raises(TransportFailure) as info:
             await t.get("/big")
-    finally:
-        await t.aclose()
     assert str(info.value) == (
         f"the response to GET {server.url}/big is larger than 2000 bytes (decoded); "
         "refusing to read more"
@@ -335,27 +324,23 @@ async def test_a_compression_bomb_is_refused_in_little_memory(server: Server) ->
     """A 200 MiB gzip bomb (200 KB on the wire) fails at the 1 MiB cap."""
     bomb = gzip.compress(b"\0" * (200 * 1024 * 1024))
     server.replies["/bomb"] = Reply(bomb, headers={"Content-Encoding": "gzip"})
-    t = await transport_for(server)
-    tracemalloc.start()
-    try:
-        with pytest.raises(TransportFailure) as info:
-            await t.get("/bomb")
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-        await t.aclose()
+    async with transport_for(server) as t:
+        tracemalloc.start()
+        try:
+            with pytest.raises(TransportFailure) as info:
+                await t.get("/bomb")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
     assert "is larger than 1048576 bytes (decoded)" in str(info.value)
     assert peak < 8 * 1024 * 1024
 
 
 async def test_an_encoding_not_asked_for_is_refused_by_name(server: Server) -> None:
     server.replies["/br"] = Reply(b"\x1b\x00", headers={"Content-Encoding": "br"})
-    t = await transport_for(server)
-    try:
+    async with transport_for(server) as t:
         with pytest.raises(TransportFailure) as info:
             await t.get("/br")
-    finally:
-        await t.aclose()
     assert str(info.value) == (
         f"the response to GET {server.url}/br has Content-Encoding 'br', which was not "
         "asked for (Accept-Encoding: gzip, deflate)"
@@ -364,14 +349,14 @@ async def test_an_encoding_not_asked_for_is_refused_by_name(server: Server) -> N
 
 
 async def test_redirects_are_returned_not_followed_and_headers_joined(server: Server) -> None:
-    server.replies["/moved"] = Reply(b"", 303, headers={"Location": "/result", "Link": "<a>"})
-    t = await transport_for(server)
-    try:
+    server.replies["/moved"] = Reply(
+        b"", 303, headers=[("Location", "/result"), ("Link", "<a>"), ("link", "<b>")]
+    )
+    async with transport_for(server) as t:
         response = await t.get("/moved")
-    finally:
-        await t.aclose()
     assert response.status_code == 303
     assert response.headers["location"] == "/result"
+    assert response.headers["link"] == "<a>, <b>"
     assert [r[1] for r in server.requests] == ["/moved"]
 
 

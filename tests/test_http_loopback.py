@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from conftest import MakePoller
+from conftest import MakePoller, serving
 
 import asyncpoll
 
@@ -80,15 +80,7 @@ class JobHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[JobServer]:
     """A real job server on a free loopback port, stopped after the test."""
-    srv = JobServer()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
+    yield from serving(JobServer())
 
 
 async def test_many_jobs_share_a_few_kept_alive_connections(

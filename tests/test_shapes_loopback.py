@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import pytest
-from conftest import MakePoller
+from conftest import MakePoller, serving
 
 import asyncpoll
 from asyncpoll import JobState
@@ -263,15 +263,7 @@ class ShapeHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[ShapeServer]:
     """A real shape server on a free loopback port, stopped after the test."""
-    srv = ShapeServer()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
+    yield from serving(ShapeServer())
 
 
 class Seen:
