@@ -1000,7 +1000,7 @@ class TaskPoller:
                     response = await self._request(handle, action, url)
                 elif handle._check is not None:
                     status = await self._call_check(handle)
-                elif url is handle._origin:  # the common case, one coroutine less
+                elif url is not None and url is handle._origin:  # one coroutine less
                     response = await self._transport.request("GET", url)
                 else:
                     assert url is not None
