@@ -147,12 +147,27 @@ class AiohttpTransport:
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self._request_timeout, sock_read=self._request_timeout
         )
+        jar: aiohttp.abc.AbstractCookieJar = (
+            aiohttp.CookieJar(unsafe=True) if cookies else aiohttp.DummyCookieJar()
+        )
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
             timeout=timeout,
             auto_decompress=False,  # inflated under the size cap by read_capped
-            cookie_jar=None if cookies else aiohttp.DummyCookieJar(),
+            cookie_jar=jar,  # unsafe=True: keep cookies of IP-address hosts, as httpx does
             headers=headers,
+        )
+
+    def _make_bare(self, session: aiohttp.ClientSession) -> aiohttp.ClientSession:
+        """A session for other origins: ``session``'s connections (its TLS, resolver and
+        limits), none of its defaults (headers, auth, cookies)."""
+        return aiohttp.ClientSession(
+            connector=session.connector,
+            connector_owner=False,
+            timeout=session.timeout,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=session.trust_env,
         )
 
     def absolute(self, url: str) -> str:
@@ -197,7 +212,7 @@ class AiohttpTransport:
             merged = merged if merged is not None else self._headers
             merged = {k: v for k, v in merged.items() if k.lower() not in self._secret}
             if self._bare is None:
-                self._bare = self._make_session(cookies=False)
+                self._bare = self._make_bare(session)
             session = self._bare
             url = self.absolute(url)
         elif self._owns_session:
@@ -223,10 +238,13 @@ class AiohttpTransport:
                 data=body,
                 allow_redirects=False,
                 auto_decompress=False,
+                raise_for_status=False,  # the poller reads every status code itself
             ) as r:
                 length = r.content_length
                 encoding = r.headers.get("Content-Encoding", "").strip().lower()
-                if not encoding and length is not None:
+                if method == "HEAD" or r.status in (204, 304):
+                    content_bytes = b""  # no body, whatever Content-Length says
+                elif not encoding and length is not None:
                     # The common case: a small identity body of known length.
                     if length > cap:
                         raise too_large(method, str(r.url), cap)
@@ -243,7 +261,7 @@ class AiohttpTransport:
                         key = key.lower()
                         joined[key] = f"{joined[key]}, {value}" if key in joined else value
                 # Redirects are never followed: the response is for the URL as sent.
-                sent = url if "://" in url else str(r.url)
+                sent = url if url.startswith(("http://", "https://")) else str(r.url)
                 return Response._trusted(r.status, joined, content_bytes, redact_url(sent), sent)
         except TransportFailure:
             raise

@@ -35,6 +35,7 @@ from urllib.parse import quote, urlsplit
 
 import anyio
 import attrs
+import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._clock import AnyioClock, Clock
@@ -163,6 +164,21 @@ def _wall_clock_of(date: str | None) -> float | None:
 
 def _host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
+
+
+def _native_cancel_count() -> Callable[[], int] | None:
+    """``Task.cancelling`` of the running asyncio task (Python 3.11+), else None.
+
+    A worker's cancel scope spans many polls; user code that cancels its own task and
+    swallows the error leaves the count raised, which would stop the scope from
+    recognising its own later cancellations as its own.
+    """
+    if sniffio.current_async_library() != "asyncio":
+        return None
+    import asyncio
+
+    task = asyncio.current_task()
+    return getattr(task, "cancelling", None)
 
 
 def _origin_prefix(url: str) -> str:
@@ -823,8 +839,11 @@ class TaskPoller:
         heap, waiting, clock = self._heap, self._waiting, self._clock
         assert self._ready_send is not None
         send = self._ready_send.send_nowait
+        slept_to = -math.inf
         while self._lifecycle is _Lifecycle.OPEN:
-            now = clock.now()
+            # A sleep that ran its course reached its end, even where the clock's reading
+            # rounds a hair below the float it was asked for.
+            now = max(clock.now(), slept_to)
             if heap and heap[0][0] <= now:
                 while heap and heap[0][0] <= now:
                     handle = waiting.pop(heapq.heappop(heap)[1])
@@ -836,11 +855,12 @@ class TaskPoller:
                         continue
                     send(handle)
                 self._tick_end = now + SCHEDULER_TICK
-            self._wake_at = max(heap[0][0], self._tick_end) if heap else math.inf
+            self._wake_at = wake_at = max(heap[0][0], self._tick_end) if heap else math.inf
             with anyio.CancelScope() as scope:
                 self._wake_scope = scope
-                await clock.sleep_until(self._wake_at)
+                await clock.sleep_until(wake_at)
             self._wake_scope = None
+            slept_to = -math.inf if scope.cancelled_caught else wake_at
 
     async def _worker(self, ready: MemoryObjectReceiveStream[JobHandle]) -> None:
         """Poll jobs from the ready stream, one at a time, until it closes.
@@ -852,10 +872,12 @@ class TaskPoller:
         """
         receive_nowait, receive = ready.receive_nowait, ready.receive
         taken = 0
+        cancelling = _native_cancel_count()
         with ready:
             while True:
                 handle: JobHandle | None = None
                 with anyio.CancelScope() as scope:
+                    cancels = cancelling() if cancelling is not None else 0
                     while True:
                         # Take a queued job without a checkpoint (an HTTP poll yields
                         # anyway); a check= that never awaits still lets other tasks
@@ -879,9 +901,12 @@ class TaskPoller:
                         except Exception as exc:  # a bug must cost one job, never the poller
                             self._internal_error(handle, exc)
                         handle = None
-                        if scope.cancel_called:
-                            # Meant for the poll that just ended, which was answered in
-                            # the same instant: a fresh scope, so it cannot reach the next.
+                        if scope.cancel_called or (
+                            cancelling is not None and cancelling() != cancels
+                        ):
+                            # A cancellation meant for the poll that just ended (answered
+                            # in the same instant), or one its own code left counted on the
+                            # task (asyncio): a fresh scope, so neither reaches the next.
                             break
                 if handle is not None and scope.cancelled_caught:
                     self._interrupted(handle)
@@ -926,8 +951,9 @@ class TaskPoller:
         watched, clock = self._watched, self._clock
         period = self._request_timeout
         assert period is not None
+        slept_to = -math.inf
         while self._lifecycle is _Lifecycle.OPEN:
-            now = clock.now()
+            now = max(clock.now(), slept_to)  # see _scheduler
             while watched:
                 limit, seq, handle = watched[0]
                 if handle._in_request != seq:
@@ -941,9 +967,11 @@ class TaskPoller:
                     break
             # Anything queued while this sleeps has a later limit than its end.
             until = watched[0][0] if watched else now + period
-            with anyio.CancelScope() as self._watchdog_scope:
+            with anyio.CancelScope() as scope:
+                self._watchdog_scope = scope
                 await clock.sleep_until(until)
             self._watchdog_scope = None
+            slept_to = -math.inf if scope.cancelled_caught else until
 
     async def _poll(self, handle: JobHandle, scope: anyio.CancelScope) -> None:
         """Make one request for ``handle`` and act on what it says.

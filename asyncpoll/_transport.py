@@ -36,6 +36,9 @@ DEFAULT_MAX_BODY = 1024 * 1024
 TRANSPORTS = ("httpx", "httpx-aiohttp", "aiohttp")
 #: The encodings asked for: the ones ``read_capped`` inflates under the size cap.
 ACCEPT_ENCODING = "gzip, deflate"
+#: Compressions refused when a server sends them unasked; any other unknown token (a
+#: misconfigured "UTF-8", say) is read as identity, as httpx does.
+UNDECODED = frozenset({"br", "zstd", "compress", "x-compress"})
 
 
 class TransportFailure(Exception):
@@ -111,7 +114,7 @@ async def read_capped(
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     elif encoding == "deflate":
         inflater = zlib.decompressobj()
-    elif encoding not in ("", "identity"):
+    elif encoding in UNDECODED:
         raise TransportFailure(
             f"the response to {method} {redact_url(url)} has Content-Encoding {encoding!r}, "
             f"which was not asked for (Accept-Encoding: {ACCEPT_ENCODING})",

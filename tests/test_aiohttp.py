@@ -384,3 +384,41 @@ async def test_failures_are_named_and_classified() -> None:
     assert bad.value.transient is False
     assert str(unparsable.value).startswith("invalid URL 'http://[::1/jobs/a': ")
     assert unparsable.value.transient is False
+
+
+async def test_a_callers_raise_for_status_session_still_reads_status_codes(server: Server) -> None:
+    """A 404 ends the job at once, even on a session made with raise_for_status=True."""
+    server.replies["/jobs/gone"] = Reply(b"no such job", 404)
+    async with (
+        aiohttp.ClientSession(base_url=server.url, raise_for_status=True) as session,
+        asyncpoll.TaskPoller("/jobs/{job_id}", client=session, max_errors=5) as p,
+    ):
+        with pytest.raises(asyncpoll.PollError) as info:
+            await p.add("gone")
+    assert info.value.http_status == 404
+    assert len(server.requests) == 1
+
+
+async def test_a_relative_url_with_a_scheme_in_its_query_resolves_on_a_callers_session(
+    server: Server,
+) -> None:
+    """The response's URL is the absolute one sent, even when a query holds '://'."""
+    server.replies["/v1/render?callback=https://me.example/hook"] = Reply(
+        b"", 202, headers={"Location": "/v1/jobs/7"}
+    )
+    server.replies["/v1/jobs/7"] = Reply({"status": "done", "result": 7})
+    async with (
+        aiohttp.ClientSession(base_url=server.url + "/v1/") as session,
+        asyncpoll.TaskPoller(client=session) as p,
+    ):
+        handle = await p.submit("render?callback=https://me.example/hook")
+        assert await handle == 7
+    assert handle.url == server.url + "/v1/jobs/7"
+
+
+async def test_an_unknown_content_encoding_token_reads_as_identity(server: Server) -> None:
+    """A misconfigured Content-Encoding ("UTF-8") is read as identity, as httpx does."""
+    server.replies["/a"] = Reply({"status": "done"}, headers={"Content-Encoding": "UTF-8"})
+    async with transport_for(server) as t:
+        response = await t.get("/a")
+    assert response.json() == {"status": "done"}

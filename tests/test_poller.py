@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import sys
 from typing import Any
 
 import anyio
@@ -1193,3 +1195,33 @@ async def test_a_poll_answered_at_its_limit_never_harms_the_next_job(outcome_fir
     assert results[1] == "quick"
     assert b.state is JobState.SUCCEEDED
     assert results[0] == "slow"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is Python 3.11+")
+@pytest.mark.parametrize(
+    "anyio_backend", [("asyncio", {"loop_factory": _virtual_loop})], ids=["asyncio"]
+)
+async def test_a_check_that_swallows_its_own_cancel_cannot_break_the_worker() -> None:
+    """A check= that cancels its own task and swallows the error leaves the task's cancel
+    count raised; the worker's next cut (request_timeout) still settles only that job."""
+    import asyncio
+
+    async def sloppy(handle: asyncpoll.JobHandle) -> Status:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed, never uncancel()ed
+            await asyncio.sleep(0)
+        return Status(JobState.SUCCEEDED, result="sloppy")
+
+    async def slow(handle: asyncpoll.JobHandle) -> Status:
+        if handle.attempts == 1:
+            await anyio.sleep(5)  # cut by request_timeout, retried
+        return Status(JobState.SUCCEEDED, result="slow")
+
+    async with asyncpoll.TaskPoller(
+        max_concurrency=1, request_timeout=1.0, retry_schedule=asyncpoll.fixed(0)
+    ) as p:
+        a, b = p.add("a", check=sloppy), p.add("b", check=slow)
+        assert await p.gather(a, b) == ["sloppy", "slow"]
+    assert b.attempts == 2
