@@ -204,12 +204,11 @@ class AiohttpTransport:
         """
         session = self._session
         assert session is not None, "open() makes the session"
-        merged: Mapping[str, str] | None = None if self._owns_session else self._headers
+        merged: Mapping[str, str] = self._headers
         if headers:
             merged = CIMultiDict(self._headers)
             merged.update(headers)
         if not credentials:
-            merged = merged if merged is not None else self._headers
             merged = {k: v for k, v in merged.items() if k.lower() not in self._secret}
             if self._bare is None:
                 self._bare = self._make_bare(session)
@@ -217,14 +216,18 @@ class AiohttpTransport:
             url = self.absolute(url)
         elif self._owns_session:
             url = join_base(self._base_url, url)
+        # On the poller's own session its headers are the session's defaults: none to send.
+        send: Mapping[str, str] | None = (
+            None if credentials and self._owns_session and not headers else merged
+        )
         body: Any = None
         if json is not None:
             # The same bytes httpx would send, so a server sees one format either way.
             body = jsonlib.dumps(
                 json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode()
-            merged = CIMultiDict(merged or ())
-            merged.setdefault("Content-Type", "application/json")
+            send = CIMultiDict(send or ())
+            send.setdefault("Content-Type", "application/json")
         elif content is not None:
             body = content.encode() if isinstance(content, str) else content
         elif data is not None:
@@ -234,7 +237,7 @@ class AiohttpTransport:
             async with session.request(
                 method,
                 url,
-                headers=merged,
+                headers=send,
                 data=body,
                 allow_redirects=False,
                 auto_decompress=False,

@@ -89,8 +89,6 @@ PACING_HEADERS: Final = (
 SCHEDULER_TICK: Final = 0.001
 #: A worker taking queued jobs back to back yields to the event loop after this many.
 WORKER_YIELD_EVERY: Final = 8
-#: Distinct "scheme://authority" spellings remembered for finding a host's gate fast.
-MAX_PREFIXES: Final = 1024
 #: How long a 429 without a hint pauses its host, in seconds.
 DEFAULT_THROTTLE_PAUSE: Final = 1.0
 
@@ -179,17 +177,6 @@ def _native_cancel_count() -> Callable[[], int] | None:
 
     task = asyncio.current_task()
     return getattr(task, "cancelling", None)
-
-
-def _origin_prefix(url: str) -> str:
-    """``scheme://authority`` of an absolute URL, as written: a cheap key for its host."""
-    start = url.find("://") + 3
-    end = len(url)
-    for mark in "/?#":
-        at = url.find(mark, start)
-        if 0 <= at < end:
-            end = at
-    return url[:end]
 
 
 def _check_count(name: str, value: int) -> int:
@@ -391,7 +378,6 @@ class TaskPoller:
         self._cancel_url = cancel_url
         self._secret_headers = SECRET_HEADERS | {str(n).lower() for n in secret_headers}
         self._gates: dict[str, HostGate] = {}  # host -> admission and back-pressure
-        self._gates_by_prefix: dict[str, HostGate] = {}  # "scheme://authority" -> its gate
         self._warned_hints: set[str] = set()  # hosts whose absurd hints were logged
         self._max_concurrency = _check_count("max_concurrency", max_concurrency)
         self._schedule = _check_schedule("schedule", schedule)
@@ -1112,10 +1098,7 @@ class TaskPoller:
         )
 
     def _gate_for(self, url: str) -> HostGate:
-        prefix = _origin_prefix(url)
-        gate = self._gates_by_prefix.get(prefix)
-        if gate is not None:
-            return gate
+        """The gate of ``url``'s host (a status poll finds its job's on the handle)."""
         host = _host_of(url)
         gate = self._gates.get(host)
         if gate is None:
@@ -1123,8 +1106,6 @@ class TaskPoller:
             if self._host_limits is not None:
                 limit = self._host_limits.get(host, self._host_limits.get("*"))
             gate = self._gates[host] = HostGate(host, limit, self._clock)
-        if len(self._gates_by_prefix) < MAX_PREFIXES:
-            self._gates_by_prefix[prefix] = gate
         return gate
 
     async def _admit_now(self, url: str) -> bool:
@@ -1134,11 +1115,8 @@ class TaskPoller:
 
     async def _admit(self, url: str | None, bound: float, gate: HostGate | None = None) -> bool:
         """Wait for the host's cool-down and rate, then the poller's rate limit."""
-        if url is not None:
-            if gate is None:
-                gate = self._gate_for(url)
-            if not gate.try_pass(self._clock.now()) and not await gate.wait(bound):
-                return False
+        if url is not None and not await (gate or self._gate_for(url)).wait(bound):
+            return False
         return self._limiter is None or await self._limiter.acquire(bound)
 
     def _feedback(self, url: str, response: Response, gate: HostGate | None = None) -> float | None:
