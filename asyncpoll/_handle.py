@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
-import attrs
 
 from ._errors import InvalidStateError
+from ._record import JobRecord, Submission
 from ._response import Response
 from ._status import JobState, Status
 
-if TYPE_CHECKING:
-    from ._poller import TaskPoller
-    from ._schedule import Schedule
-
-__all__ = ["Callback", "JobHandle", "Submission"]
+__all__ = ["Callback", "Check", "JobHandle", "JobOwner", "Submission"]
 
 logger = logging.getLogger("asyncpoll")
 
@@ -26,19 +22,20 @@ Callback = Callable[["JobHandle"], "Awaitable[object] | object"]
 Check = Callable[["JobHandle"], Awaitable[Status]]
 
 
-@attrs.frozen
-class Submission:
-    """One create request sent for a job, and where it led.
+class JobOwner(Protocol):
+    """What a handle asks of the engine that follows its job: the whole interface."""
 
-    Attributes:
-        job_id: the id the server gave the job.
-        url: the status URL polled for it (redacted).
-        http_status: the create response's HTTP status.
-    """
+    def cancel_job(self, handle: JobHandle, reason: str) -> bool:
+        """Resolve the job CANCELLED now; False if it had finished."""
+        ...
 
-    job_id: str
-    url: str
-    http_status: int
+    async def cancel_remote(self, handle: JobHandle) -> bool:
+        """Ask the server to cancel the job, and resolve it as the server says."""
+        ...
+
+    def run_done_callback(self, fn: Callable[[JobHandle], object], handle: JobHandle) -> None:
+        """Call a done callback now, logging and counting what it raises."""
+        ...
 
 
 class JobHandle:
@@ -53,124 +50,86 @@ class JobHandle:
     Handles are made by ``TaskPoller.add()``, never directly.
     """
 
-    # The engine's bookkeeping lives in the handle's slots: one object per job.
+    # The job's data is its record; the rest is the future's own state and the
+    # engine's per-request slots (_scope, _in_request, _gate, _gate_url).
     __slots__ = (
         "__weakref__",
-        "_action",
-        "_attempts",
-        "_cancel_url",
-        "_changed_at",
         "_check",
-        "_create",
-        "_deadline",
         "_done_callbacks",
-        "_errors",
         "_event",
         "_exception",
-        "_fetch_result",
-        "_fetch_url",
         "_finish_seq",
         "_gate",
         "_gate_url",
         "_in_request",
-        "_last_failure",
         "_last_response",
         "_on_done",
         "_on_progress",
-        "_origin",
+        "_owner",
         "_poller",
-        "_redirects",
-        "_resubmits_left",
+        "_record",
         "_result",
-        "_schedule",
         "_scope",
-        "_stall_timeout",
-        "_stalled",
-        "_state",
-        "_status",
-        "_submissions",
-        "_target",
-        "_throttles",
-        "_timeout",
-        "job_id",
         "metadata",
-        "url",
     )
 
     def __init__(
         self,
-        poller: TaskPoller,
-        job_id: str,
-        url: str | None,
+        owner: JobOwner,
+        poller: object,
+        record: JobRecord,
         *,
-        schedule: Schedule,
-        timeout: float | None,
-        deadline: float | None,
         check: Check | None,
         on_done: Callback | None,
         on_progress: Callback | None,
         metadata: Mapping[str, Any] | None,
     ) -> None:
-        self._poller = poller
-        #: The job's id.
-        self.job_id = job_id
-        #: The status URL polled, or None for a job with a ``check=`` callable.
-        self.url = url
+        self._owner = owner
+        self._poller = poller  # the TaskPoller that made it (identity checks only)
+        self._record = record
         #: The mapping given to ``add(metadata=...)``, for the caller's own use.
         self.metadata: dict[str, Any] = dict(metadata) if metadata else {}
-        self._schedule = schedule
-        self._timeout = timeout
-        self._deadline = deadline
         self._check = check
         self._on_done = on_done
         self._on_progress = on_progress
-        self._state = JobState.PENDING
-        self._status: Status | None = None
-        self._attempts = 0
-        self._errors = 0  # transient failures in a row
-        self._throttles = 0  # 429s in a row
-        self._last_failure: BaseException | None = None
         self._result: Any = None
         self._exception: BaseException | None = None
         self._event: anyio.Event | None = None
         self._done_callbacks: list[Callable[[JobHandle], object]] | None = None
-        self._scope: anyio.CancelScope | None = None  # set while a status request runs
-        self._in_request = -1  # the poller's number of the request in flight, else -1
+        self._finish_seq = -1  # finish number once resolved, else -1
+        self._last_response: Response | None = None
+        self._scope: anyio.CancelScope | None = None  # set while a request runs
+        self._in_request = -1  # the number of the request in flight, else -1
         self._gate: Any = None  # the HostGate of _gate_url, the URL last polled
         self._gate_url: str | None = None
-        self._finish_seq = -1
-        # HTTP job API state, filled in by the poller.
-        self._target: str | None = None  # absolute URL of the next status request
-        self._origin: str | None = None  # the origin credentials may be sent to
-        self._action = "poll"  # what the next attempt does: "poll", "fetch", "resubmit"
-        self._fetch_url: str | None = None
-        self._fetch_result = False
-        self._create: Any = None  # the create request, for resubmit
-        self._resubmits_left = 0
-        self._submissions: list[Submission] | None = None  # made by submit()
-        self._redirects = 0
-        self._last_response: Response | None = None
-        self._changed_at = 0.0
-        self._stalled = False
-        self._stall_timeout: float | None = None
-        self._cancel_url: str | None = None
+
+    @property
+    def job_id(self) -> str:
+        """The job's id (a resubmit's new job takes over the handle with its own id)."""
+        return self._record.job_id
+
+    @property
+    def url(self) -> str | None:
+        """The status URL polled, or None for a job with a ``check=`` callable."""
+        return self._record.url
 
     @property
     def state(self) -> JobState:
         """The job's state: from the last status read, or the terminal state reached."""
-        return self._state
+        return self._record.state
 
     @property
     def status(self) -> Status | None:
         """The last ``Status`` read, or None before the first successful poll."""
-        return self._status
+        return self._record.status
 
     @property
     def progress(self) -> float | None:
         """How far along the job is, 0.0 to 1.0, or None when the server has not said."""
-        if self._state is JobState.SUCCEEDED:
+        record = self._record
+        if record.state is JobState.SUCCEEDED:
             return 1.0
-        return None if self._status is None else self._status.progress
+        return None if record.status is None else record.status.progress
 
     @property
     def last_response(self) -> Response | None:
@@ -180,12 +139,12 @@ class JobHandle:
     @property
     def submissions(self) -> tuple[Submission, ...]:
         """Each create request sent for this job (``submit()``, then each resubmit)."""
-        return tuple(self._submissions or ())
+        return self._record.submissions
 
     @property
     def stalled(self) -> bool:
         """True while the job's state and progress have not changed for ``stall_timeout``."""
-        return self._stalled
+        return self._record.stalled
 
     async def cancel_remote(self) -> bool:
         """Ask the server to cancel the job, then resolve the handle as the server says.
@@ -202,12 +161,12 @@ class JobHandle:
             PollError: the server refused and the job is still running (it keeps being
                 polled), or the cancel request itself failed.
         """
-        return await self._poller._cancel_remote(self)
+        return await self._owner.cancel_remote(self)
 
     @property
     def attempts(self) -> int:
         """Status requests made for this job so far, failed ones included."""
-        return self._attempts
+        return self._record.attempts
 
     def done(self) -> bool:
         """True once the job reached a terminal state."""
@@ -236,7 +195,7 @@ class JobHandle:
     def _require_done(self) -> None:
         if not self.done():
             raise InvalidStateError(
-                f"job {self.job_id!r} is still {self._state.value}; await the handle first"
+                f"job {self.job_id!r} is still {self._record.state.value}; await the handle first"
             )
 
     def add_done_callback(self, fn: Callable[[JobHandle], object]) -> None:
@@ -246,7 +205,7 @@ class JobHandle:
         ``TaskPoller.statistics().callback_errors``, never propagated.
         """
         if self.done():
-            self._poller._run_sync_callback(fn, self)
+            self._owner.run_done_callback(fn, self)
             return
         if self._done_callbacks is None:
             self._done_callbacks = []
@@ -258,7 +217,7 @@ class JobHandle:
         Returns:
             True if the job was cancelled now, False if it had already finished.
         """
-        return self._poller._cancel_job(self, "cancelled by the caller")
+        return self._owner.cancel_job(self, "cancelled by the caller")
 
     async def wait(self) -> Any:
         """Wait for the job to finish; same as ``await handle``."""
@@ -274,5 +233,5 @@ class JobHandle:
     def __repr__(self) -> str:
         progress = "" if self.progress is None else f" progress={self.progress:.0%}"
         return (
-            f"<JobHandle {self.job_id!r} {self._state.value}{progress} attempts={self._attempts}>"
+            f"<JobHandle {self.job_id!r} {self.state.value}{progress} attempts={self.attempts}>"
         )

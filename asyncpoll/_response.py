@@ -19,6 +19,8 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"JSON holds {name}, which is not a number JSON allows")
 
 
+_UNPARSED: Any = object()
+
 #: One decoder for every body (``json.loads`` with an option builds a new one per call).
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
@@ -40,6 +42,8 @@ class Response:
     content: bytes = attrs.field(default=b"", repr=False)
     url: str = ""
     request_url: str = attrs.field(default="", repr=False)
+    # The parsed body, once json() has run: the reader and the engine's checks share it.
+    _parsed: Any = attrs.field(init=False, default=_UNPARSED, repr=False, eq=False)
 
     @classmethod
     def _trusted(
@@ -54,6 +58,7 @@ class Response:
         setattr_(self, "content", content)
         setattr_(self, "url", url)
         setattr_(self, "request_url", request_url)
+        setattr_(self, "_parsed", _UNPARSED)
         return self
 
     @property
@@ -68,9 +73,12 @@ class Response:
             ValueError: the body is not JSON (the message quotes a short excerpt), it
                 holds NaN or Infinity, or it is nested too deeply to parse.
         """
+        parsed = self._parsed
+        if parsed is not _UNPARSED:
+            return parsed
         content = self.content
         try:
-            return _DECODER.decode(content.decode(json.detect_encoding(content), "surrogatepass"))
+            parsed = _DECODER.decode(content.decode(json.detect_encoding(content), "surrogatepass"))
         except RecursionError:
             raise ValueError(
                 f"response JSON is nested too deeply to read; received {excerpt(self.content)}"
@@ -79,6 +87,8 @@ class Response:
             raise ValueError(
                 f"response body is not JSON ({exc}); received {excerpt(self.content)}"
             ) from exc
+        object.__setattr__(self, "_parsed", parsed)
+        return parsed
 
 
 def excerpt(content: bytes | str, limit: int = 200) -> str:

@@ -1,0 +1,672 @@
+"""The engine: one scheduler, ``max_concurrency`` workers, one watchdog. It decides nothing.
+
+The path a job takes::
+
+    registry (due-heap) --pop_due--> ready stream --> worker
+      worker: admit (Sender) -> one request (transport, or check=) -> Outcome
+      decide(record, outcome, now, rules) -> Again | Rekey | Finish      (pure)
+      apply: registry.schedule / rekey / finish; events to the bus and callbacks
+
+Jobs are data in the registry, not tasks: ten thousand jobs in flight are ten thousand
+heap entries and ``max_concurrency`` worker tasks. Every wait goes through one clock.
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+import logging
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+import sniffio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._bus import CallbackRunner, EventBus
+from ._decide import (
+    Again,
+    Answered,
+    Checked,
+    CutShort,
+    Decision,
+    Failed,
+    Finish,
+    Outcome,
+    Rekey,
+    Rules,
+    decide,
+    shown_url,
+)
+from ._errors import AsyncPollError, JobCancelled, JobTimeout, PollError
+from ._events import EventKind, JobEvent
+from ._record import Submission
+from ._redact import redact_url
+from ._registry import MemoryRegistry
+from ._send import Sender
+from ._status import JobState, Status
+from ._transport import TransportFailure
+from ._urls import same_origin
+
+if TYPE_CHECKING:
+    from ._handle import JobHandle
+    from ._remote import Remote
+
+__all__ = ["SCHEDULER_TICK", "WORKER_YIELD_EVERY", "Engine"]
+
+logger = logging.getLogger("asyncpoll")
+
+#: The least time between two scheduler wake-ups that each find jobs due, in seconds.
+SCHEDULER_TICK: Final = 0.001
+#: A worker taking queued jobs back to back yields to the event loop after this many.
+WORKER_YIELD_EVERY: Final = 8
+
+
+def _native_cancel_count() -> Callable[[], int] | None:
+    """``Task.cancelling`` of the running asyncio task (Python 3.11+), else None.
+
+    A worker's cancel scope spans many polls; user code that cancels its own task and
+    swallows the error leaves the count raised, which would stop the scope from
+    recognising its own later cancellations as its own.
+    """
+    if sniffio.current_async_library() != "asyncio":
+        return None
+    import asyncio
+
+    task = asyncio.current_task()
+    return getattr(task, "cancelling", None)
+
+
+def _shed(failure: BaseException) -> None:
+    """Drop the tracebacks of a transport failure's chain: their frames hold buffers
+    (up to a body cap's worth) that a finished job must not keep alive."""
+    seen = 0
+    node: BaseException | None = failure
+    while node is not None and seen < 8:
+        node.__traceback__ = None
+        node = node.__cause__ or node.__context__
+        seen += 1
+
+
+class Engine:
+    """Runs the poll loop for one ``TaskPoller``; the facade owns the public API.
+
+    Args:
+        sender: admission, transport and feedback.
+        rules: what ``decide()`` reads.
+        callbacks: the callback runner (a subscriber of every event).
+        max_concurrency: the number of workers.
+        request_timeout: the longest one request may take, or None.
+        max_result_body: the largest result document read, in decoded bytes.
+    """
+
+    def __init__(
+        self,
+        sender: Sender,
+        rules: Rules,
+        callbacks: CallbackRunner,
+        max_concurrency: int,
+        request_timeout: float | None,
+        max_result_body: int,
+    ) -> None:
+        self.sender = sender
+        self.clock = sender.clock
+        self.rules = rules
+        self.callbacks = callbacks
+        self.registry = MemoryRegistry()
+        self.bus = EventBus()
+        self.open = False
+        self._max_concurrency = max_concurrency
+        self._request_timeout = request_timeout
+        self.max_result_body = max_result_body
+        self._loop_time: Callable[[], float] = anyio.current_time
+        self.finished: list[JobHandle] = []  # handles in the order they finished
+        self.finished_base = 0  # finish number of finished[0]; discard_finished() moves it
+        self.finished_by_state = dict.fromkeys(JobState, 0)
+        self.transient_errors = 0
+        self.throttled = 0
+        self._tick_end = -math.inf  # the scheduler's earliest next wake-up
+        self._wake_at = math.inf  # when the scheduler's current sleep ends
+        self._wake_scope: anyio.CancelScope | None = None
+        # (limit, request number, handle) of requests bounded by request_timeout, in
+        # start order; the watchdog cancels those still running at their limit.
+        self._watched: collections.deque[tuple[float, int, JobHandle]] = collections.deque()
+        self._expired: set[JobHandle] = set()  # handles whose request the watchdog cut
+        self._watchdog_scope: anyio.CancelScope | None = None
+        self._finish_event: anyio.Event | None = None  # set, then replaced, on each finish
+        self._idle_event: anyio.Event | None = None  # set when nothing is left to do
+        self._ready_send: MemoryObjectSendStream[JobHandle] | None = None
+        self.quiet = False  # no log line per finished job (a summary is logged instead)
+        self.remote: Remote | None = None  # requests outside the schedule (set by the facade)
+
+    # ----------------------------------------------------------------- JobOwner: the
+    # whole interface a handle uses
+
+    async def cancel_remote(self, handle: JobHandle) -> bool:
+        assert self.remote is not None
+        return await self.remote.cancel(handle)
+
+    def run_done_callback(self, fn: Callable[[JobHandle], object], handle: JobHandle) -> None:
+        self.callbacks.run_sync(fn, handle)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self, tg: anyio.abc.TaskGroup, loop_time: Callable[[], float] | None) -> None:
+        """Start the scheduler, workers, watchdog and callback runner in ``tg``."""
+        if loop_time is not None:
+            self._loop_time = loop_time
+        self.clock = self.sender.clock
+        ready_send, ready_recv = anyio.create_memory_object_stream["JobHandle"](math.inf)
+        self._ready_send = ready_send
+        self.callbacks.open()
+        self.open = True
+        tg.start_soon(self._scheduler, name="asyncpoll scheduler")
+        if self._request_timeout is not None:
+            tg.start_soon(self._watchdog, name="asyncpoll watchdog")
+        with ready_recv:
+            for _ in range(self._max_concurrency):
+                tg.start_soon(self._worker, ready_recv.clone(), name="asyncpoll worker")
+        tg.start_soon(self.callbacks.run, name="asyncpoll callbacks")
+
+    def stop(self) -> None:
+        """Let every task end: scheduler and watchdog wake, workers see the stream close,
+        the callback runner ends after the queued callbacks; event streams end."""
+        self.open = False
+        if self._ready_send is not None:
+            self._ready_send.close()
+        self.callbacks.close()
+        if self._wake_scope is not None:
+            self._wake_scope.cancel()
+        if self._watchdog_scope is not None:
+            self._watchdog_scope.cancel()
+        self.bus.close()
+
+    def idle(self) -> bool:
+        """No job in flight and no callback queued or running."""
+        return not len(self.registry) and self.callbacks.pending == 0
+
+    async def wait_idle(self) -> None:
+        while not self.idle():
+            if self._idle_event is None:
+                self._idle_event = anyio.Event()
+            await self._idle_event.wait()
+
+    def wake_if_idle(self) -> None:
+        if not self.idle():
+            return
+        if self._idle_event is not None:
+            self._idle_event.set()
+            self._idle_event = None
+        if self._finish_event is not None:  # as_completed() re-checks whether to stop
+            self._finish_event.set()
+            self._finish_event = None
+
+    async def wait_for_finish(self) -> None:
+        if self._finish_event is None:
+            self._finish_event = anyio.Event()
+        await self._finish_event.wait()
+
+    # ----------------------------------------------------------------- jobs
+
+    def track(self, handle: JobHandle, due: float) -> None:
+        """Follow a new job: first due at ``due``, timed out at its deadline."""
+        self.registry.add(handle)
+        self.push(handle, due)
+        deadline = handle._record.deadline
+        if deadline is not None:
+            # A second entry at the deadline times the job out even while it waits for a
+            # free worker or sits in a request; poll entries are capped at it too.
+            self.push(handle, deadline)
+        if self.bus.listening:
+            self.emit(EventKind.ADDED, handle)
+
+    def push(self, handle: JobHandle, due: float) -> None:
+        deadline = handle._record.deadline
+        if deadline is not None and due > deadline:
+            due = deadline
+        elif due <= self.clock.now() and self.open and self._ready_send is not None:
+            # Due already (fixed(0), a first poll): straight to the workers, without
+            # waking the scheduler for it.
+            self._ready_send.send_nowait(handle)
+            return
+        self.registry.schedule(handle, due)
+        wake_at = self._wake_at
+        # Wake the scheduler only if this moves its wake-up earlier; during a tick (see
+        # _scheduler) nothing can, since the tick's end is its earliest wake-up anyway.
+        if due < wake_at and wake_at > self._tick_end:
+            self._wake_at = max(due, self._tick_end)
+            if self._wake_scope is not None:
+                self._wake_scope.cancel()
+
+    def emit(self, kind: EventKind, handle: JobHandle) -> None:
+        """Publish one event to the stream's readers and the callback runner."""
+        if self.bus.listening:
+            record = handle._record
+            progress = handle.progress
+            event = JobEvent(kind, record.job_id, record.state, progress, self.clock.now(), handle)
+            self.bus.publish(event)
+        self.callbacks.deliver(kind, handle)
+
+    # ----------------------------------------------------------------- the loop
+
+    async def _scheduler(self) -> None:
+        """Send due jobs to the workers, then sleep until the next one is due.
+
+        After a wake-up that found jobs due, the next is at least ``SCHEDULER_TICK``
+        later: under an even spread of due times (many jobs on long intervals) one
+        wake-up takes a batch, not one job each, for at most a tick of lateness. Due
+        times farther apart than a tick are kept exactly.
+        """
+        registry, clock = self.registry, self.clock
+        assert self._ready_send is not None
+        send = self._ready_send.send_nowait
+        slept_to = -math.inf
+        while self.open:
+            # A sleep that ran its course reached its end, even where the clock's reading
+            # rounds a hair below the float it was asked for.
+            now = max(clock.now(), slept_to)
+            if registry.next_due() <= now:
+                for handle in registry.pop_due(now):
+                    if handle._finish_seq >= 0:
+                        continue  # cancelled while waiting: a stale entry
+                    deadline = handle._record.deadline
+                    if deadline is not None and now >= deadline:
+                        self.time_out(handle)
+                        continue
+                    send(handle)
+                self._tick_end = now + SCHEDULER_TICK
+            next_due = registry.next_due()
+            self._wake_at = wake_at = max(next_due, self._tick_end) if next_due < math.inf else next_due
+            with anyio.CancelScope() as scope:
+                self._wake_scope = scope
+                await clock.sleep_until(wake_at)
+            self._wake_scope = None
+            slept_to = -math.inf if scope.cancelled_caught else wake_at
+
+    async def _worker(self, ready: MemoryObjectReceiveStream[JobHandle]) -> None:
+        """Poll jobs from the ready stream, one at a time, until it closes.
+
+        The worker's polls share one cancel scope, made anew only after one is cut
+        short: ``handle.cancel()``, a job's deadline, or the watchdog cancel it while
+        that job's poll runs (``handle._scope``), and the poll's outcome is settled
+        here. No cancel scope and no timer per poll.
+        """
+        receive_nowait, receive = ready.receive_nowait, ready.receive
+        taken = 0
+        cancelling = _native_cancel_count()
+        with ready:
+            while True:
+                handle: JobHandle | None = None
+                with anyio.CancelScope() as scope:
+                    cancels = cancelling() if cancelling is not None else 0
+                    while True:
+                        # Take a queued job without a checkpoint (an HTTP poll yields
+                        # anyway); a check= that never awaits still lets other tasks
+                        # run every few polls.
+                        taken += 1
+                        if taken % WORKER_YIELD_EVERY == 0:
+                            await anyio.lowlevel.checkpoint()
+                        try:
+                            handle = receive_nowait()
+                        except anyio.WouldBlock:
+                            try:
+                                handle = await receive()
+                            except anyio.EndOfStream:
+                                return
+                        except anyio.EndOfStream:
+                            return
+                        if handle._finish_seq >= 0:
+                            continue
+                        try:
+                            await self._poll(handle, scope)
+                        except Exception as exc:  # a bug must cost one job, never the poller
+                            self.internal_error(handle, exc)
+                        handle = None
+                        if scope.cancel_called or (
+                            cancelling is not None and cancelling() != cancels
+                        ):
+                            # A cancellation meant for the poll that just ended (answered
+                            # in the same instant), or one its own code left counted on the
+                            # task (asyncio): a fresh scope, so neither reaches the next.
+                            break
+                if handle is not None and scope.cancelled_caught:
+                    self._interrupted(handle)
+
+    async def _watchdog(self) -> None:
+        """Cut short the requests that outlast ``request_timeout``.
+
+        Requests bounded by ``request_timeout`` (not by their job's nearer deadline)
+        are queued in start order, so their limits come in order too: one sleep until
+        the oldest one's limit covers them all, instead of a timer per request.
+        """
+        watched, clock = self._watched, self.clock
+        period = self._request_timeout
+        assert period is not None
+        slept_to = -math.inf
+        while self.open:
+            now = max(clock.now(), slept_to)  # see _scheduler
+            while watched:
+                limit, seq, handle = watched[0]
+                if handle._in_request != seq:
+                    watched.popleft()  # answered already
+                elif limit <= now:
+                    watched.popleft()
+                    if handle._scope is not None:  # always, while _in_request is set
+                        self._expired.add(handle)
+                        handle._scope.cancel()
+                else:
+                    break
+            # Anything queued while this sleeps has a later limit than its end.
+            until = watched[0][0] if watched else now + period
+            with anyio.CancelScope() as scope:
+                self._watchdog_scope = scope
+                await clock.sleep_until(until)
+            self._watchdog_scope = None
+            slept_to = -math.inf if scope.cancelled_caught else until
+
+    async def _poll(self, handle: JobHandle, scope: anyio.CancelScope) -> None:
+        """Make one request for ``handle``'s job and act on what ``decide()`` says.
+
+        The request is the job's ``record.action``: a status poll (or its ``check=``),
+        the GET of its result document, or its create request again. ``scope`` is the
+        worker's: cancelling it (``handle._scope`` while this runs) interrupts the
+        request, and the worker settles the outcome.
+        """
+        clock, sender, record = self.clock, self.sender, handle._record
+        deadline = record.deadline
+        bound = math.inf if deadline is None else deadline
+        if clock.now() >= bound:
+            self.time_out(handle)
+            return
+        action = record.action
+        url = record.target if action == "poll" else self._url_for(handle)
+        gate = None
+        if url is not None:
+            if handle._gate_url is url:  # the same URL as last time: its gate too
+                gate = handle._gate
+            else:
+                gate = handle._gate = sender.gate_for(url)
+                handle._gate_url = url
+        outcome: Outcome
+        response = None
+        handle._scope = scope
+        armed = False  # whether the scope's deadline is set for this request
+        try:
+            if (
+                gate is None or sender.limiter is not None or not gate.try_pass(clock.now())
+            ) and not await sender.admit(url, bound, gate):
+                # The deadline came before the host or the limiter let us go.
+                handle._scope = None
+                self.time_out(handle)
+                return
+            record.attempts += 1
+            sender.requests += 1
+            now = clock.now()
+            limit = bound - now
+            request_timeout = self._request_timeout
+            if request_timeout is not None and limit > request_timeout:
+                # The common case: the watchdog bounds it, no timer of its own.
+                seq = handle._in_request = sender.requests
+                self._watched.append((now + request_timeout, seq, handle))
+            elif limit != math.inf:
+                scope.deadline = self._loop_time() + limit  # the job's deadline is nearer
+                armed = True
+            try:
+                if action == "poll" and handle._check is not None:
+                    outcome = Checked(await self._call_check(handle))
+                else:
+                    assert url is not None
+                    response = await self._request(handle, action, url)
+                    outcome = Answered(response)
+            except TransportFailure as exc:
+                _shed(exc)
+                outcome = Failed(exc, fatal=not exc.transient)
+            except PollError as exc:
+                outcome = Failed(exc, fatal=True)
+            except Exception as exc:
+                outcome = Failed(exc)
+            except anyio.get_cancelled_exc_class() as exc:
+                # A real cancellation (this job's, the request deadline's, the
+                # poller's) raises again here; one that user code raised on its
+                # own (an SDK's cancelled future) is this job's failure.
+                await anyio.lowlevel.checkpoint_if_cancelled()
+                outcome = Failed(exc)
+        finally:
+            handle._scope = None
+            handle._in_request = -1
+            if armed:
+                scope.deadline = math.inf
+            watched = self._watched
+            while watched and watched[0][2]._in_request != watched[0][1]:
+                watched.popleft()  # answered: forget them now, not at their limit
+        if self._expired:
+            self._expired.discard(handle)  # answered as the watchdog cut it: the answer wins
+        if handle._finish_seq >= 0:
+            return  # cancelled meanwhile
+        if response is not None:
+            assert url is not None
+            handle._last_response = response
+            hint = sender.feedback(url, response, gate)
+            if hint is not None:
+                outcome = Answered(response, hint)
+        self.settle(handle, outcome)
+
+    def settle(self, handle: JobHandle, outcome: Outcome) -> None:
+        """Ask ``decide()`` what ``outcome`` means for the job, and do it."""
+        record = handle._record
+        errors, throttles = record.errors, record.throttles
+        decision = decide(record, outcome, self.clock.now(), self.rules)
+        if record.errors > errors:
+            self.transient_errors += 1
+        if record.throttles > throttles:
+            self.throttled += 1
+        self.apply(handle, decision)
+
+    def apply(self, handle: JobHandle, decision: Decision) -> None:
+        """Carry out a decision: reschedule, follow a new job, or finish."""
+        kind = type(decision)
+        if kind is Again:
+            assert isinstance(decision, Again)
+            if decision.progressed:
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("job %r is %s", handle.job_id, handle.state.value)
+                self.emit(EventKind.PROGRESS, handle)
+            elif decision.stalled:
+                self._stalled(handle)
+            if decision.kind == "resubmit":
+                status = handle.status
+                logger.info(
+                    "job %r failed (%s); submitting it again (%d more allowed)",
+                    handle.job_id,
+                    (status.error if status is not None else None) or "no error text",
+                    handle._record.resubmits_left,
+                )
+            elif decision.kind == "transient" and logger.isEnabledFor(logging.DEBUG):
+                logger.debug("job %r: transient failure %d", handle.job_id, handle._record.errors)
+            self.push(handle, decision.due)
+        elif kind is Finish:
+            assert isinstance(decision, Finish)
+            if decision.stalled:
+                self._stalled(handle)
+            self.finish(handle, decision.state, result=decision.result, exc=decision.error)
+        else:
+            assert isinstance(decision, Rekey)
+            self._rekey(handle, decision)
+
+    def _stalled(self, handle: JobHandle) -> None:
+        record = handle._record
+        logger.warning(
+            "job %r has not changed for %.0f s (state %s, progress %s)",
+            record.job_id,
+            self.clock.now() - record.changed_at,
+            record.state.value,
+            handle.progress,
+        )
+        self.emit(EventKind.STALLED, handle)
+
+    def _rekey(self, handle: JobHandle, decision: Rekey) -> None:
+        """A resubmit created a new job: the handle follows it, with a fresh budget."""
+        record = handle._record
+        holder = self.registry.lookup(decision.job_id)
+        if holder is not None and holder is not handle:
+            self.finish(
+                handle,
+                JobState.ERRORED,
+                exc=PollError(
+                    f"the job was submitted again, but the new job's id {decision.job_id!r} "
+                    "belongs to another job this poller follows",
+                    job_id=record.job_id,
+                    url=shown_url(record),
+                ),
+            )
+            return
+        old = record.job_id
+        record.job_id = decision.job_id
+        record.url = record.target = decision.url
+        if decision.from_template:
+            record.origin = decision.url
+        record.errors = record.throttles = record.redirects = record.attempts = 0
+        record.submissions = (
+            *record.submissions,
+            Submission(decision.job_id, redact_url(decision.url), decision.http_status),
+        )
+        record.action = "poll"
+        record.state = JobState.PENDING
+        record.changed_at = self.clock.now()
+        self.registry.rekey(handle, old, decision.job_id)
+        self.push(handle, decision.due)
+
+    def _url_for(self, handle: JobHandle) -> str | None:
+        record = handle._record
+        if record.action == "fetch":
+            return record.fetch_url
+        assert record.create is not None
+        return self.sender.transport.absolute(record.create.url)
+
+    async def _request(self, handle: JobHandle, action: str, url: str) -> Any:
+        """Send the request ``action`` calls for; credentials only to the job's origin."""
+        record, transport = handle._record, self.sender.transport
+        if action == "resubmit":
+            create = record.create
+            assert create is not None
+            return await transport.request(
+                create.method,
+                create.url,
+                json=create.json,
+                data=create.data,
+                content=create.content,
+                headers=create.headers,
+            )
+        origin = record.origin
+        if url is origin:  # the common case, a status URL polled where it was given
+            return await transport.request("GET", url)
+        credentials = url == origin or (origin is not None and same_origin(url, origin))
+        if action == "fetch":
+            return await transport.request(
+                "GET", url, credentials=credentials, max_body=self.max_result_body
+            )
+        return await transport.request("GET", url, credentials=credentials)
+
+    async def _call_check(self, handle: JobHandle) -> Status:
+        assert handle._check is not None
+        outcome = handle._check(handle)
+        if not inspect.isawaitable(outcome):
+            raise PollError(
+                f"check= must be an async callable returning a Status; it returned "
+                f"{type(outcome).__name__} without awaiting"
+            )
+        status = await outcome
+        if not isinstance(status, Status):
+            raise PollError(f"check= returned {type(status).__name__}, not an asyncpoll.Status")
+        return status
+
+    def _interrupted(self, handle: JobHandle) -> None:
+        """A poll was cut short by its worker's cancel scope: say why, to the job."""
+        expired = handle in self._expired
+        self._expired.discard(handle)
+        if handle._finish_seq >= 0:
+            return  # cancelled, or timed out by the scheduler, meanwhile
+        if not expired:
+            self.time_out(handle)  # the job's deadline cut the request short
+            return
+        assert self._request_timeout is not None
+        try:
+            self.settle(handle, CutShort(self._request_timeout))
+        except Exception as exc:
+            self.internal_error(handle, exc)
+
+    # ----------------------------------------------------------------- endings
+
+    def internal_error(self, handle: JobHandle, exc: Exception) -> None:
+        logger.exception("internal error while polling job %r", handle.job_id)
+        self.finish(
+            handle,
+            JobState.ERRORED,
+            exc=PollError(
+                f"internal error while polling: {exc!r}",
+                job_id=handle.job_id,
+                url=shown_url(handle._record),
+                cause=exc,
+            ),
+        )
+
+    def time_out(self, handle: JobHandle) -> None:
+        if handle._scope is not None:
+            handle._scope.cancel()
+        record = handle._record
+        self.finish(
+            handle,
+            JobState.TIMED_OUT,
+            exc=JobTimeout(record.job_id, record.timeout or 0.0, record.status),
+        )
+
+    def cancel_job(self, handle: JobHandle, reason: str) -> bool:
+        """Resolve the job CANCELLED now (interrupting its request); False if finished."""
+        if handle._finish_seq >= 0:
+            return False
+        if handle._scope is not None:
+            handle._scope.cancel()
+        self.finish(handle, JobState.CANCELLED, exc=JobCancelled(handle.job_id, reason))
+        return True
+
+    def finish(
+        self,
+        handle: JobHandle,
+        state: JobState,
+        *,
+        result: Any = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Resolve ``handle`` once; every later call is a no-op."""
+        if handle._finish_seq >= 0:
+            return
+        record = handle._record
+        record.state = state
+        handle._result = result
+        if isinstance(exc, AsyncPollError) and exc.response is None:
+            exc.response = handle._last_response
+        handle._exception = exc
+        handle._finish_seq = self.finished_base + len(self.finished)
+        self.finished.append(handle)
+        self.finished_by_state[state] += 1
+        self.registry.finish(handle)
+        if not self.quiet:
+            if state is JobState.SUCCEEDED:
+                logger.info("job %r succeeded after %d polls", record.job_id, record.attempts)
+            elif isinstance(exc, PollError):
+                logger.warning("job %r errored: %s", record.job_id, exc.message)
+            else:
+                level = logging.WARNING if state is JobState.TIMED_OUT else logging.INFO
+                logger.log(level, "%s", exc)
+        if handle._event is not None:
+            handle._event.set()
+        if handle._done_callbacks:
+            callbacks, handle._done_callbacks = handle._done_callbacks, None
+            for fn in callbacks:
+                self.callbacks.run_sync(fn, handle)
+        if self._finish_event is not None:
+            self._finish_event.set()
+            self._finish_event = None
+        self.emit(EventKind.DONE, handle)
+        self.wake_if_idle()

@@ -1,0 +1,237 @@
+"""Requests outside the schedule: create (``submit()``), remote cancel, read-now.
+
+All three go through ``Sender.send_now()`` (admission bounded by ``request_timeout``,
+the request, the host's feedback) and are judged by ``decide``'s rules, like the
+scheduled ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._decide import Finish, Verdict, locate, on_status, read_status, verdict
+from ._errors import PollError, SubmitError
+from ._options import Options
+from ._record import Submission
+from ._redact import redact_url
+from ._response import Response, excerpt
+from ._send import SendFailed
+from ._status import JobState, Status
+from ._submit import CreateRequest
+from ._urls import same_origin
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._handle import JobHandle
+
+__all__ = ["Remote"]
+
+logger = logging.getLogger("asyncpoll")
+
+
+class Remote:
+    """The out-of-schedule requests of one poller."""
+
+    __slots__ = ("_engine", "_options")
+
+    def __init__(self, engine: Engine, options: Options) -> None:
+        self._engine = engine
+        self._options = options
+
+    async def create(self, create: CreateRequest) -> tuple[Response, str, str, bool]:
+        """Send a create request; returns the response, job id, status URL and whether
+        the ``status_url`` template gave the URL.
+
+        Raises:
+            SubmitError: no answer, a non-2xx answer, or no way to tell where to poll.
+        """
+        engine = self._engine
+        absolute = engine.sender.transport.absolute(create.url)
+        shown = redact_url(absolute)
+        try:
+            response, hint = await engine.sender.send_now(
+                "the create request",
+                create.method,
+                absolute,
+                json=create.json,
+                data=create.data,
+                content=create.content,
+                headers=create.headers,
+            )
+        except SendFailed as exc:
+            raise SubmitError(exc.message, url=shown, cause=exc.cause) from exc.cause
+        code = response.status_code
+        if verdict(code, hint) is not Verdict.READ:
+            retry = f"; the server asks to wait {hint:g} s" if hint is not None else ""
+            error = SubmitError(
+                f"the create request was refused: HTTP {code}{retry}; "
+                f"received {excerpt(response.content)}",
+                url=shown,
+                http_status=code,
+            )
+            error.response = response
+            raise error
+        try:
+            job_id, status_url, from_template = locate(response, engine.rules)
+        except PollError as exc:
+            error = SubmitError(exc.message, url=shown, http_status=code, cause=exc)
+            error.response = response
+            raise error from exc
+        return response, job_id, status_url, from_template
+
+    def adopt(
+        self,
+        handle: JobHandle,
+        create: CreateRequest,
+        response: Response,
+        from_template: bool,
+        resubmits: int,
+    ) -> None:
+        """Give a submitted job's handle what ``submit()`` learned."""
+        record = handle._record
+        absolute = self._engine.sender.transport.absolute(create.url)
+        # Credentials go where the user sent them: the create URL's origin, or the
+        # origin of the user's own status_url template.
+        record.origin = record.target if from_template else absolute
+        record.create = create
+        record.resubmits_left = resubmits
+        assert record.target is not None
+        record.submissions = (
+            Submission(record.job_id, redact_url(record.target), response.status_code),
+        )
+        handle._last_response = response
+        self._read_create_status(handle, response)
+
+    def _read_create_status(self, handle: JobHandle, response: Response) -> None:
+        """A create response that already states the job's state counts as a first read."""
+        try:
+            status = self._engine.rules.reader(response)
+        except Exception:
+            return  # most create responses carry no state; the first poll will tell
+        if not isinstance(status, Status):
+            return
+        record = handle._record
+        if status.state.is_terminal:
+            # Only an outcome that needs no further request; a result to fetch or a
+            # failure to resubmit is left to the first poll, already scheduled.
+            if not record.needs_more(status):
+                self._resolve(handle, status)
+        else:
+            record.status = status
+            record.state = status.state
+
+    def _resolve(self, handle: JobHandle, status: Status) -> None:
+        """Finish a job by a terminal status read outside the schedule."""
+        engine = self._engine
+        decision = on_status(handle._record, status, None, engine.clock.now(), engine.rules)
+        assert isinstance(decision, Finish)
+        engine.apply(handle, decision)
+
+    async def cancel(self, handle: JobHandle) -> bool:
+        """``handle.cancel_remote()``: see its docstring."""
+        engine, options = self._engine, self._options
+        if handle.done():
+            return False
+        record = handle._record
+        if record.action == "resubmit":
+            # The last job failed and no new one exists yet: nothing to cancel remotely.
+            return engine.cancel_job(handle, "cancelled by the caller before it was resubmitted")
+        if record.action == "fetch":
+            return False  # it succeeded; only its result document is still to come
+        url = record.cancel_url or record.target
+        if url is None:
+            raise ValueError(
+                f"job {handle.job_id!r} has no URL to send a cancel request to (it is "
+                "polled with check=); pass cancel_url= to add()"
+            )
+        method = options.cancel_method.upper()
+        shown = redact_url(url)
+        origin = record.origin
+        try:
+            response, _ = await engine.sender.send_now(
+                f"the {method} request",
+                method,
+                url,
+                credentials=origin is not None and same_origin(url, origin),
+            )
+        except SendFailed as exc:
+            raise PollError(exc.message, job_id=handle.job_id, url=shown, cause=exc.cause) from (
+                exc.cause
+            )
+        handle._last_response = response
+        code = response.status_code
+        accepted = 200 <= code < 300
+        # Accepted or refused, the job may have finished already: ask, and resolve as
+        # the server says (an accepted cancel of a job that had succeeded keeps its result).
+        status = await self.read_now(handle)
+        if handle.done() or record.action != "poll":
+            return False  # settled (or moved on) while we asked
+        if status is not None and status.state.is_terminal:
+            if status.state is JobState.CANCELLED and accepted:
+                return self._cancelled(handle)
+            if not record.needs_more(status):
+                self._resolve(handle, status)
+            return False
+        if accepted:
+            return self._cancelled(handle)
+        error = PollError(
+            f"the server refused to cancel: HTTP {code}; received {excerpt(response.content)}; "
+            f"the job is still {record.state.value} and is still polled",
+            job_id=handle.job_id,
+            url=shown,
+            http_status=code,
+            status=record.status,
+        )
+        error.response = response
+        raise error
+
+    def _cancelled(self, handle: JobHandle) -> bool:
+        cancelled = self._engine.cancel_job(
+            handle, "cancelled on the server at the caller's request"
+        )
+        if cancelled:
+            logger.info("job %r cancelled on the server", handle.job_id)
+        return cancelled
+
+    async def read_now(self, handle: JobHandle) -> Status | None:
+        """One status read outside the schedule, or None if none could be had."""
+        engine = self._engine
+        if handle._check is not None:
+            try:
+                return await engine._call_check(handle)
+            except Exception:
+                return None
+        record = handle._record
+        url = record.target
+        if url is None:
+            return None
+        origin = record.origin
+        try:
+            response, hint = await engine.sender.send_now(
+                "the status read",
+                "GET",
+                url,
+                credentials=origin is not None and same_origin(url, origin),
+            )
+        except SendFailed:
+            return None
+        handle._last_response = response
+        code = response.status_code
+        if 300 <= code < 400 and code != 303:
+            return None  # a moved status URL is the worker's to follow, on its schedule
+        read = read_status(record, response, hint, engine.rules)
+        return read if isinstance(read, Status) else None
+
+
+def create_request(
+    method: str,
+    url: str,
+    json: Any,
+    data: Any,
+    content: bytes | str | None,
+    headers: Mapping[str, str] | None,
+) -> CreateRequest:
+    """A create request as ``submit()`` was given it, kept to send again."""
+    return CreateRequest(method.upper(), url, json, data, content, dict(headers or {}))

@@ -1,0 +1,262 @@
+"""Admission and feedback: the gate every request passes, and what its answer teaches.
+
+Every request, scheduled or not, passes ``Sender.admit()``: the host's cool-down and
+adaptive rate (``HostGate``), then the poller's rate limit; and after any wait the
+host's cool-down is checked again, so a cool-down announced while a request waited
+for a slot still holds it back. Every answer goes through ``Sender.feedback()``: the
+server's hint and budget go to the host's gate.
+
+Requests outside the schedule (create, remote cancel, read-now) share one path,
+``Sender.send_now()``: admit (bounded by ``request_timeout``), send, feed back.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import anyio
+
+from ._clock import Clock
+from ._hosts import HostGate, parse_budget
+from ._policy import Pacing, header_hint
+from ._ratelimit import Limiter, RateLimit
+from ._response import Response
+from ._transport import Transport, TransportFailure
+
+__all__ = ["DEFAULT_THROTTLE_PAUSE", "PACING_HEADERS", "SendFailed", "Sender", "host_of"]
+
+logger = logging.getLogger("asyncpoll")
+
+#: How long a 429 (or a 503 with an unusable hint) pauses its host, in seconds.
+DEFAULT_THROTTLE_PAUSE: Final = 1.0
+#: The headers a server paces clients with: hints (Retry-After) and budgets (RateLimit-*).
+PACING_HEADERS: Final = (
+    "retry-after",
+    "retry-after-ms",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+)
+
+
+def host_of(url: str) -> str:
+    """The lower-case host name of ``url``."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+class SendFailed(Exception):
+    """A request outside the schedule got no answer; the message says why."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.cause = cause
+
+
+class Sender:
+    """Admission to hosts and to the poller's rate limit, and the hosts' feedback.
+
+    Args:
+        transport: the transport requests go through.
+        clock: the poller's clock.
+        limit: the poller-wide rate limit, or None.
+        host_limits: per-host limits (``"*"``: every other host), or None.
+        pacing: caps on server hints.
+        hint_headers: extra response headers that carry a hint.
+        request_timeout: the longest a request outside the schedule waits and runs.
+    """
+
+    __slots__ = (
+        "_gates",
+        "_hint_headers",
+        "_host_limits",
+        "_pacing",
+        "_pacing_headers",
+        "_request_timeout",
+        "_wall",
+        "_warned",
+        "clock",
+        "limiter",
+        "requests",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        transport: Transport,
+        clock: Clock,
+        limit: RateLimit | None,
+        host_limits: Mapping[str, RateLimit] | None,
+        pacing: Pacing,
+        hint_headers: tuple[str, ...],
+        request_timeout: float | None,
+    ) -> None:
+        self.transport = transport
+        self.clock = clock
+        self.limiter = None if limit is None else Limiter(limit, clock)
+        self._host_limits = host_limits
+        self._pacing = pacing
+        self._hint_headers = hint_headers
+        #: Every header that can carry a hint or a budget.
+        self._pacing_headers = frozenset((*hint_headers, *PACING_HEADERS))
+        self._request_timeout = request_timeout
+        self._gates: dict[str, HostGate] = {}  # host -> admission and back-pressure
+        self._warned: set[str] = set()  # hosts whose absurd hints were logged
+        wall = getattr(clock, "wall", None)
+        self._wall: Callable[[], float] = wall if callable(wall) else time.time
+        self.requests = 0  # requests sent, every kind
+
+    def rebind(self, clock: Clock) -> None:
+        """Use ``clock`` (the running loop's) from now on; before any request."""
+        self.clock = clock
+        if self.limiter is not None:
+            self.limiter = Limiter(self.limiter.limit, clock)
+
+    def gate_for(self, url: str) -> HostGate:
+        """The gate of ``url``'s host, made on first use."""
+        host = host_of(url)
+        gate = self._gates.get(host)
+        if gate is None:
+            limit = None
+            if self._host_limits is not None:
+                limit = self._host_limits.get(host, self._host_limits.get("*"))
+            gate = self._gates[host] = HostGate(host, limit, self.clock)
+        return gate
+
+    async def admit(self, url: str | None, bound: float, gate: HostGate | None = None) -> bool:
+        """Wait for the host's cool-down and rate, then the poller's rate limit.
+
+        A cool-down the host announced while this request waited for a slot is waited
+        out too: no request reaches a host inside a cool-down it announced.
+
+        Returns:
+            False if ``bound`` (a clock reading) came first.
+        """
+        if url is not None and gate is None:
+            gate = self.gate_for(url)
+        if gate is not None and not await gate.wait(bound):
+            return False
+        if self.limiter is not None and not await self.limiter.acquire(bound):
+            return False
+        if gate is not None:
+            clock = self.clock
+            while (until := gate.paused_until) > clock.now():
+                # Announced while we waited for a slot: the slot is spent, the pause holds.
+                if until >= bound:
+                    await clock.sleep_until(bound)
+                    return False
+                await clock.sleep_until(until)
+        return True
+
+    def feedback(self, url: str, response: Response, gate: HostGate | None = None) -> float | None:
+        """Tell the host's gate what it answered; returns the server's hint, capped."""
+        headers = response.headers
+        code = response.status_code
+        if code < 400 and gate is not None and self._pacing_headers.isdisjoint(headers):
+            gate.on_healthy(self.clock.now())  # the common case: no hint, no budget
+            return None
+        hint = header_hint(headers, self._hint_headers, date=headers.get("date"))
+        cap = self._pacing.max_retry_after
+        if hint is not None and hint > cap:
+            host = host_of(url)
+            if host not in self._warned:
+                self._warned.add(host)
+                logger.warning(
+                    "%s asked to wait %.0f s; capping server hints at max_retry_after=%g s",
+                    host,
+                    hint,
+                    cap,
+                )
+            hint = cap
+        if gate is None:
+            gate = self.gate_for(url)
+        now = self.clock.now()
+        if code == 429 or (code == 503 and hint is not None):
+            gate.on_throttled(now, DEFAULT_THROTTLE_PAUSE if hint is None else hint)
+        elif code < 400:
+            gate.on_healthy(now)
+        budget = parse_budget(headers, _server_wall_clock(headers.get("date")))
+        if budget is not None:
+            remaining, reset = budget
+            gate.on_budget(now, remaining, min(reset, cap))
+        return hint
+
+    async def send_now(
+        self,
+        what: str,
+        method: str,
+        url: str,
+        *,
+        credentials: bool = True,
+        json: Any = None,
+        data: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Response, float | None]:
+        """One request outside the schedule: admit, send, feed back.
+
+        Admission and the request are each bounded by ``request_timeout``.
+
+        Returns:
+            The response and the server's hint (capped), or None.
+
+        Raises:
+            SendFailed: the host stayed closed, or the request got no answer; the
+                message names ``what`` ("the create request", ...).
+        """
+        limit = self._request_timeout
+        bound = math.inf if limit is None else self.clock.now() + limit
+        if not await self.admit(url, bound):
+            raise SendFailed(
+                f"the host is cooling down; {what} could not be sent within "
+                f"request_timeout={limit:g} s"
+            )
+        self.requests += 1
+        try:
+            with anyio.fail_after(limit):
+                response = await self.transport.request(
+                    method,
+                    url,
+                    json=json,
+                    data=data,
+                    content=content,
+                    headers=headers,
+                    credentials=credentials,
+                )
+        except TransportFailure as exc:
+            raise SendFailed(f"{what} failed: {exc}", exc) from exc
+        except TimeoutError as exc:
+            raise SendFailed(
+                f"no response to {what} within request_timeout={limit:g} s", exc
+            ) from exc
+        return response, self.feedback(url, response)
+
+    @property
+    def gates(self) -> Mapping[str, HostGate]:
+        """Every host's gate, by host name."""
+        return self._gates
+
+
+def _server_wall_clock(date: str | None) -> Callable[[], float | None]:
+    """The epoch seconds of an HTTP ``Date`` header: the server's clock, never ours."""
+
+    def read() -> float | None:
+        if not date:
+            return None
+        try:
+            when = email.utils.parsedate_to_datetime(date)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        return when.timestamp()
+
+    return read
