@@ -374,7 +374,7 @@ async def test_shape3_cancel_remote_sends_delete_and_resolves_cancelled(
         (1.0, "GET", f"{BASE}/jobs/j7"),  # the accepted cancel, confirmed by one read
     ]
     assert await handle.cancel_remote() is False  # already finished: no request
-    assert len(api.log) == 3
+    assert len(api.log) == 4
 
 
 @pytest.mark.parametrize(
