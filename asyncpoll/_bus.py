@@ -54,7 +54,16 @@ class EventStream:
             undelivered one (terminal events are never dropped).
     """
 
-    __slots__ = ("__weakref__", "_boxes", "_bus", "_closed", "_max_buffer", "_pending", "_wakeup")
+    __slots__ = (
+        "__weakref__",
+        "_boxes",
+        "_bus",
+        "_closed",
+        "_max_buffer",
+        "_pending",
+        "_wakeup",
+        "dropped",
+    )
 
     def __init__(self, bus: EventBus, max_buffer: int) -> None:
         # Events in arrival order, each in a one-item box so that a job's newer progress
@@ -130,7 +139,10 @@ class EventStream:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -208,9 +220,9 @@ class CallbackRunner:
         self._receive: MemoryObjectReceiveStream[tuple[Callback, JobHandle]] | None = None
 
     def open(self) -> None:
-        self._send, self._receive = anyio.create_memory_object_stream[
-            tuple[Callback, "JobHandle"]
-        ](math.inf)
+        self._send, self._receive = anyio.create_memory_object_stream[tuple[Callback, "JobHandle"]](
+            math.inf
+        )
 
     def close(self) -> None:
         """No more callbacks: the runner ends once it has run every queued one."""

@@ -198,7 +198,7 @@ class Rules:
     retry_schedule: Schedule
     pacing: Pacing
     max_errors: int
-    allowed_origins: frozenset[str]
+    allowed_origins: frozenset[tuple[str, str, int]]
     fail_on_stall: bool = False
     status_url: str | None = None
     absolute: Callable[[str], str] = str
@@ -569,9 +569,7 @@ def _transient(
     return Again(_retry_due(record.errors, hint, now, rules), "transient")
 
 
-def _fatal(
-    record: JobRecord, failure: BaseException | None, response: Response | None
-) -> Finish:
+def _fatal(record: JobRecord, failure: BaseException | None, response: Response | None) -> Finish:
     http_status = response.status_code if response is not None else None
     if isinstance(failure, PollError):
         # A copy: a reader may raise one instance for many jobs.

@@ -277,7 +277,9 @@ class Engine:
                     send(handle)
                 self._tick_end = now + SCHEDULER_TICK
             next_due = registry.next_due()
-            self._wake_at = wake_at = max(next_due, self._tick_end) if next_due < math.inf else next_due
+            self._wake_at = wake_at = (
+                max(next_due, self._tick_end) if next_due < math.inf else next_due
+            )
             with anyio.CancelScope() as scope:
                 self._wake_scope = scope
                 await clock.sleep_until(wake_at)

@@ -232,6 +232,4 @@ class JobHandle:
 
     def __repr__(self) -> str:
         progress = "" if self.progress is None else f" progress={self.progress:.0%}"
-        return (
-            f"<JobHandle {self.job_id!r} {self.state.value}{progress} attempts={self.attempts}>"
-        )
+        return f"<JobHandle {self.job_id!r} {self.state.value}{progress} attempts={self.attempts}>"

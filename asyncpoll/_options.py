@@ -125,14 +125,16 @@ def _resubmit(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 def _method(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str) or not value.isalpha():
-        raise ValueError(
-            f"{attribute.name} must be an HTTP method such as 'DELETE', got {value!r}"
-        )
+        raise ValueError(f"{attribute.name} must be an HTTP method such as 'DELETE', got {value!r}")
 
 
 def _reader(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not callable(value):
         raise TypeError(f"reader must be a callable (Response) -> Status, got {value!r}")
+
+
+def _headers(value: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(value or {})
 
 
 def _names(value: Iterable[str]) -> tuple[str, ...]:
@@ -141,7 +143,7 @@ def _names(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(str(name).lower() for name in value)
 
 
-def _origins(value: Iterable[str] | str) -> frozenset[str]:
+def _origins(value: Iterable[str] | str) -> frozenset[tuple[str, str, int]]:
     return normalize_origins([value] if isinstance(value, str) else value)
 
 
@@ -171,7 +173,7 @@ class Options:
     """A poller's settings; ``TaskPoller``'s docstring says what each one means."""
 
     status_url: str | None = attrs.field(default=None, validator=_template)
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=lambda h: dict(h or {}))
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers)
     rate_limit: RateLimit | Mapping[str, RateLimit] | None = attrs.field(
         default=None, converter=_limits
     )
@@ -189,7 +191,7 @@ class Options:
     max_interval: float | None = attrs.field(default=None, validator=_seconds())
     max_retry_after: float = attrs.field(default=300.0, validator=_seconds(allow_none=False))
     hint_headers: tuple[str, ...] = attrs.field(default=(), converter=_names)
-    allowed_origins: frozenset[str] = attrs.field(default=(), converter=_origins)
+    allowed_origins: frozenset[tuple[str, str, int]] = attrs.field(default=(), converter=_origins)
     secret_headers: frozenset[str] = attrs.field(default=(), converter=_secrets)
     fetch_result: bool = attrs.field(default=False, converter=bool)
     max_body: int = attrs.field(default=DEFAULT_MAX_BODY, validator=_count)

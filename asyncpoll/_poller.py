@@ -386,8 +386,7 @@ class TaskPoller:
         try:
             await self._engine.wait_idle()
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                self._cancel_all("the poller's shutdown was interrupted")
+            self._cancel_all("the poller's shutdown was interrupted")
             raise
 
     def in_flight(self) -> list[JobHandle]:
