@@ -5,6 +5,7 @@ concurrently on one shared HTTP client behind a token-bucket rate limit, and
 resolves each job's awaitable handle the moment it reaches a terminal state.
 """
 
+from ._bus import EventStream
 from ._clock import AnyioClock, Clock
 from ._errors import (
     AsyncPollError,
@@ -16,10 +17,12 @@ from ._errors import (
     PollError,
     SubmitError,
 )
-from ._handle import JobHandle, Submission
+from ._events import EventKind, JobEvent
+from ._handle import JobHandle
 from ._jsonreader import JsonReader
 from ._poller import PollerStatistics, TaskPoller, poll, poll_many
 from ._ratelimit import Limiter, RateLimit, TokenBucket
+from ._record import Submission
 from ._reader import DEFAULT_STATES, DefaultReader, Reader
 from ._response import Response
 from ._schedule import Backoff, Fixed, Schedule, backoff, fixed
@@ -34,9 +37,12 @@ __all__ = [
     "Clock",
     "DEFAULT_STATES",
     "DefaultReader",
+    "EventKind",
+    "EventStream",
     "Fixed",
     "InvalidStateError",
     "JobCancelled",
+    "JobEvent",
     "JobFailed",
     "JobHandle",
     "JobStalled",

@@ -160,9 +160,7 @@ async def test_a_503_with_retry_after_on_a_result_fetch_is_back_pressure(
     server.script("GET /jobs/a", reply(200, {"status": "succeeded", "resultUrl": "/results/a"}))
     busy = reply(503, {"error": "busy"}, retry_after_ms="100")
     server.script("GET /results/a", busy, busy, reply(200, {"pages": 3}))
-    async with make_poller(
-        f"{server.url}/jobs/{{job_id}}", fetch_result=True, max_errors=1
-    ) as p:
+    async with make_poller(f"{server.url}/jobs/{{job_id}}", fetch_result=True, max_errors=1) as p:
         assert await p.add("a") == {"pages": 3}
         stats = p.statistics()
     assert [(m, path) for _, m, path in server.log] == [
