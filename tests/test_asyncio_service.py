@@ -85,16 +85,29 @@ async def test_poller_owned_by_a_service_task(api: FakeJobAPI) -> None:
 
 
 async def test_a_429_storm_does_not_block_the_loop(api: FakeJobAPI) -> None:
-    """Other asyncio tasks keep running while a job waits out 429s."""
+    """Other asyncio tasks keep running, on time, while a job waits out 429s."""
     api.script("a", *[httpx.Response(429, headers={"Retry-After": "2"})] * 3, job("done"))
-    ticks = 0
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    ticks: list[float] = []
 
     async def ticker() -> None:
-        nonlocal ticks
-        for _ in range(10):
-            await asyncio.sleep(0.5)
-            ticks += 1
+        for _ in range(17):  # every 0.7 s; the last at 11.9 s, before the job's last poll
+            await asyncio.sleep(0.7)
+            ticks.append(round(loop.time() - t0, 6))
 
-    async with poller(api) as p:
-        await asyncio.gather(p.add("a"), ticker())
-    assert ticks == 10
+    async with asyncpoll.TaskPoller(
+        "/jobs/{job_id}",
+        client=api.client(),
+        schedule=asyncpoll.fixed(1.0),
+        retry_schedule=asyncpoll.fixed(1.0),
+    ) as p:
+        task = asyncio.create_task(ticker())
+        assert await p.add("a") == {"status": "done"}
+        # Each tick ran at its time while the job was still waiting out the 429s.
+        assert ticks == [round(0.7 * i, 6) for i in range(1, 18)]
+        assert loop.time() - t0 == 12.0
+        await task
+    # Retry-After: 2 after each 429; after the third, the host's rate (halved by each
+    # 429) spaces the last poll further out.
+    assert [round(t - t0, 6) for t in api.times("a")] == [0, 2, 4, 12]

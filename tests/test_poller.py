@@ -592,9 +592,18 @@ async def test_cancel_while_waiting_for_the_rate_limit(api: FakeJobAPI) -> None:
     async with poller(api, rate_limit=asyncpoll.RateLimit(1)) as p:
         handles = [p.add(f"j{i}") for i in range(3)]
         await anyio.sleep(0.5)
-        handles[2].cancel()
-        handles[1].cancel()
-    assert [(round(t - t0, 6), j) for t, j in api.calls] == [(0.0, "j0")]
+        # j0 went at 0 s; j1 (the head of the queue) waits for 1 s, j2 behind it for 2 s.
+        assert p.statistics().waiting_for_rate_limit == 2
+        assert handles[1].cancel() is True  # the head only: j2 must be woken to take over
+        await anyio.sleep(0.25)  # still before j1's slot at 1 s
+        assert p.statistics().waiting_for_rate_limit == 1
+    assert [(round(t - t0, 6), j) for t, j in api.calls] == [(0.0, "j0"), (1.0, "j2")]
+    assert [h.state for h in handles] == [
+        JobState.SUCCEEDED,
+        JobState.CANCELLED,
+        JobState.SUCCEEDED,
+    ]
+    assert anyio.current_time() - t0 == pytest.approx(1.0)
 
 
 async def test_leaving_the_block_normally_waits_for_every_job(api: FakeJobAPI) -> None:
@@ -1178,23 +1187,37 @@ async def test_a_poll_answered_at_its_limit_never_harms_the_next_job(outcome_fir
     """A request answered in the very instant its limit passes settles its own job only:
     the worker's next job (taken without a checkpoint) is polled normally."""
     limit = 5.0
+    polled: dict[str, list[float]] = {"a": [], "b": []}
 
     async def slow(handle: asyncpoll.JobHandle) -> Status:
-        await anyio.sleep(limit - 1e-9 if outcome_first else limit)
+        polled["a"].append(anyio.current_time())
+        if handle.attempts == 1:  # only the first poll is slow: a retry answers at once
+            await anyio.sleep(limit - 1e-9 if outcome_first else limit)
         return Status(JobState.SUCCEEDED, result="slow")
 
     async def quick(handle: asyncpoll.JobHandle) -> Status:
+        polled["b"].append(anyio.current_time())
         return Status(JobState.SUCCEEDED, result="quick")
 
+    t0 = anyio.current_time()
     async with asyncpoll.TaskPoller(
         max_concurrency=1, request_timeout=limit, retry_schedule=asyncpoll.fixed(1.0)
     ) as p:
         a = p.add("a", check=slow)
         b = p.add("b", check=quick)
         results = await p.gather(a, b, return_exceptions=True)
-    assert results[1] == "quick"
-    assert b.state is JobState.SUCCEEDED
-    assert results[0] == "slow"
+    assert results == ["slow", "quick"]
+    # b is the worker's next job: polled once, right after a's first poll, never cut.
+    assert rel(polled["b"], t0) == [limit]
+    assert (b.state, b.attempts) == (JobState.SUCCEEDED, 1)
+    if outcome_first:
+        assert rel(polled["a"], t0) == [0.0]
+    else:
+        # An exact tie: the event loop picks the winner (trio at random). Either a's answer
+        # won, or the limit cut the poll and a's retry 1 s later answered at once.
+        assert rel(polled["a"], t0) in ([0.0], [0.0, limit + 1.0])
+    assert a.attempts == len(polled["a"])
+    assert p.statistics().transient_errors == a.attempts - 1
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is Python 3.11+")

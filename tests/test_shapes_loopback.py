@@ -487,9 +487,13 @@ async def test_shape5_over_http_a_429_pauses_the_other_job_too(
             headers={"Authorization": TOKEN},
             schedule=asyncpoll.fixed(0.15),
             retry_schedule=asyncpoll.fixed(0.01),
+            # One request at a time, on one connection: b's first poll, a's first poll
+            # (the 429) and b's second poll go, and arrive, in that order however slow
+            # the machine, so b's second poll is always sent after the 429 was read.
+            max_concurrency=1,
         ) as p:
-            # b is polled at once and next due 0.15 s later; a's first poll (at 0.02 s)
-            # gets the 429, well before b's second poll is due.
+            # b is polled at once and next due 0.15 s later; a's first poll is due at
+            # 0.02 s and gets the 429 (if it is late, b's second poll waits behind it).
             b = p.add("quick")
             a = p.add("throttled-1", schedule=asyncpoll.fixed(0.01, first=0.02))
             await p.gather(a, b)
