@@ -22,8 +22,8 @@ from ._handle import JobHandle
 from ._jsonreader import JsonReader
 from ._poller import PollerStatistics, TaskPoller, poll, poll_many
 from ._ratelimit import Limiter, RateLimit, TokenBucket
-from ._record import Submission
 from ._reader import DEFAULT_STATES, DefaultReader, Reader
+from ._record import Submission
 from ._response import Response
 from ._schedule import Backoff, Fixed, Schedule, backoff, fixed
 from ._status import JobState, Status

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from conftest import FakeJobAPI, job, rel
@@ -132,11 +133,10 @@ async def test_events_stream_every_change_in_order(api: FakeJobAPI) -> None:
                 (event.kind.value, event.job_id, event.state.value, event.progress, event.time)
             )
 
-    async with anyio.create_task_group() as tg:
-        async with poller(api) as p:
-            tg.start_soon(read, p.events())
-            await anyio.sleep(0)
-            p.add("a")
+    async with anyio.create_task_group() as tg, poller(api) as p:
+        tg.start_soon(read, p.events())
+        await anyio.lowlevel.checkpoint()
+        p.add("a")
     assert seen == [
         ("added", "a", "pending", None, 0.0),
         ("progress", "a", "running", 0.1, 0.0),
