@@ -18,8 +18,6 @@ heap entries and ``max_concurrency`` worker tasks. Every wait goes through one c
 from __future__ import annotations
 
 import collections
-import datetime
-import email.utils
 import enum
 import functools
 import heapq
@@ -50,6 +48,7 @@ from ._errors import (
 )
 from ._handle import Callback, Check, JobHandle, Submission
 from ._hosts import HostGate, parse_budget
+from ._httpdate import parse_http_date
 from ._policy import Pacing, Verdict, checked_delay, classify, header_hint
 from ._ratelimit import Limiter, RateLimit
 from ._reader import DefaultReader, Reader
@@ -145,19 +144,6 @@ def _coerce_limit(host: object, limit: object) -> RateLimit:
     if coerced is None:
         raise TypeError(f"rate_limit[{host!r}] must be a RateLimit or a number, not None")
     return coerced
-
-
-def _wall_clock_of(date: str | None) -> float | None:
-    """Epoch seconds of an HTTP ``Date`` header: the server's clock, never ours."""
-    if not date:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(date)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return when.timestamp()
 
 
 def _host_of(url: str) -> str:
@@ -1145,7 +1131,7 @@ class TaskPoller:
             gate.on_throttled(now, DEFAULT_THROTTLE_PAUSE if hint is None else hint)
         elif code < 400:
             gate.on_healthy(now)
-        budget = parse_budget(headers, functools.partial(_wall_clock_of, headers.get("date")))
+        budget = parse_budget(headers, functools.partial(parse_http_date, headers.get("date")))
         if budget is not None:
             remaining, reset = budget
             gate.on_budget(now, remaining, min(reset, self._pacing.max_retry_after))

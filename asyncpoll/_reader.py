@@ -10,8 +10,6 @@ response. A reader signals trouble by raising:
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import json
 import logging
 import math
@@ -20,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
 from ._errors import PollError
+from ._httpdate import parse_http_date
 from ._response import Response, excerpt
 from ._status import JobState, Status
 
@@ -82,14 +81,6 @@ _MAX_UNKNOWN_LOGGED = 100  # distinct unknown state words warned about per reade
 _ERROR_KEYS = ("error", "failMsg", "message")
 
 
-def _epoch(http_date: str) -> float:
-    """Epoch seconds of an HTTP-date; one without a zone (``-0000``) is UTC."""
-    when = email.utils.parsedate_to_datetime(http_date)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return when.timestamp()
-
-
 def parse_retry_after(
     value: str | None, *, date: str | None = None, wallclock: Callable[[], float] = time.time
 ) -> float | None:
@@ -107,10 +98,9 @@ def parse_retry_after(
     try:
         seconds = float(value)
     except ValueError:
-        try:
-            when = _epoch(value)
-            ref = _epoch(date) if date else wallclock()
-        except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        when = parse_http_date(value)
+        ref = parse_http_date(date) if date else wallclock()
+        if when is None or ref is None:
             return None
         seconds = when - ref
     if not math.isfinite(seconds):
