@@ -72,17 +72,24 @@ def checked_delay(schedule: Schedule, n: int, rng: random.Random) -> float:
 
 
 def header_hint(
-    headers: Mapping[str, str], custom: tuple[str, ...] = (), *, date: str | None = None
+    headers: Mapping[str, str],
+    custom: tuple[str, ...] = (),
+    *,
+    wall_now: float,
+    date: str | None = None,
 ) -> float | None:
     """The server's hint, in seconds, for when to ask again, or None.
 
     Looks at the ``custom`` header names first (in order; a name ending in ``-ms`` is in
     milliseconds, any other in seconds), then ``retry-after-ms``, then ``Retry-After``
-    (delta-seconds or an HTTP-date, relative to the ``Date`` header when present).
+    (delta-seconds or an HTTP-date, relative to the ``Date`` header when present, else
+    to ``wall_now``).
 
     Args:
         headers: response headers, names in lower case.
         custom: extra header names, such as ``"openai-poll-after-ms"``.
+        wall_now: the current wall-clock time in epoch seconds; this function reads no
+            clock.
         date: the response's ``Date`` header.
     """
     for name in (*custom, "retry-after-ms"):
@@ -95,7 +102,7 @@ def header_hint(
             continue
         if math.isfinite(number) and number >= 0:
             return number / 1000.0 if name.lower().endswith("-ms") else number
-    return parse_retry_after(headers.get("retry-after"), date=date)
+    return parse_retry_after(headers.get("retry-after"), now=wall_now, date=date)
 
 
 @attrs.frozen

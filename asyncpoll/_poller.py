@@ -36,7 +36,7 @@ import attrs
 import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._clock import AnyioClock, Clock
+from ._clock import AnyioClock, Clock, wall_time_of
 from ._errors import (
     AsyncPollError,
     JobCancelled,
@@ -1112,7 +1112,8 @@ class TaskPoller:
         if code < 400 and gate is not None and self._pacing_headers.isdisjoint(headers):
             gate.on_healthy(self._clock.now())  # the common case: no hint, no budget
             return None
-        hint = header_hint(headers, self._hint_headers, date=headers.get("date"))
+        wall_now = wall_time_of(self._clock)()
+        hint = header_hint(headers, self._hint_headers, wall_now=wall_now, date=headers.get("date"))
         if hint is not None and hint > self._pacing.max_retry_after:
             host = _host_of(url)
             if host not in self._warned_hints:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
@@ -81,17 +80,23 @@ _MAX_UNKNOWN_LOGGED = 100  # distinct unknown state words warned about per reade
 _ERROR_KEYS = ("error", "failMsg", "message")
 
 
-def parse_retry_after(
-    value: str | None, *, date: str | None = None, wallclock: Callable[[], float] = time.time
-) -> float | None:
+def parse_retry_after(value: str | None, *, now: float, date: str | None = None) -> float | None:
     """Seconds a ``Retry-After`` header asks to wait, or None when absent or unreadable.
+
+    Reads no clock: an HTTP-date is measured against the response's ``Date`` header when
+    it has one (the server's clock), else against ``now``.
 
     Args:
         value: the header's value: delta-seconds or an HTTP-date.
-        date: the response's ``Date`` header, the reference for an HTTP-date (the local
-            wall clock when absent).
-        wallclock: the wall clock for an HTTP-date without a ``Date`` header.
+        now: the current wall-clock time in epoch seconds (the engine passes its
+            clock's wall time), the reference for an HTTP-date without ``Date``.
+        date: the response's ``Date`` header.
     """
+    return _retry_after(value, date, now)
+
+
+def _retry_after(value: str | None, date: str | None, now: float | None) -> float | None:
+    """``parse_retry_after``; with ``now`` None an HTTP-date without ``Date`` is None."""
     if value is None:
         return None
     value = value.strip()
@@ -99,7 +104,7 @@ def parse_retry_after(
         seconds = float(value)
     except ValueError:
         when = parse_http_date(value)
-        ref = parse_http_date(date) if date else wallclock()
+        ref = parse_http_date(date) if date else now
         if when is None or ref is None:
             return None
         seconds = when - ref
@@ -232,9 +237,15 @@ def unknown_state(
 
 
 def retry_after_of(response: Response) -> float | None:
-    """Seconds the response's ``Retry-After`` header asks to wait, or None."""
+    """Seconds the response's ``Retry-After`` header asks to wait, or None.
+
+    A reader is a pure function of the response and reads no clock, so an HTTP-date is
+    measured against the response's ``Date`` header only; without one it gives None
+    here. The engine reads the same header itself against its clock's wall time
+    (``_policy.header_hint``) and waits for the longer of the two hints.
+    """
     headers = response.headers
-    return parse_retry_after(headers.get("retry-after"), date=headers.get("date"))
+    return _retry_after(headers.get("retry-after"), headers.get("date"), None)
 
 
 class DefaultReader:

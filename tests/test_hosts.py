@@ -9,10 +9,14 @@ are chosen so that every figure is exact in binary floating point.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import anyio
+import httpx
 import pytest
+from conftest import FakeJobAPI, job, rel
 
+import asyncpoll
 from asyncpoll import AnyioClock, RateLimit
 from asyncpoll._hosts import MIN_RATE, RECOVERY, HostGate, parse_budget
 
@@ -488,3 +492,47 @@ def test_parse_budget_garbage_is_none(headers: dict[str, str], wall_now: float |
 def test_parse_budget_infinite_remaining_is_none(remaining: str) -> None:
     """An infinite remaining count is garbage too: None, not an exception."""
     assert parse_budget({"ratelimit-remaining": remaining, "ratelimit-reset": "30"}, None) is None
+
+
+# --- through the engine ----------------------------------------------------------------
+
+#: Epoch seconds of "Wed, 21 Oct 2015 07:28:00 GMT".
+WALL_2015 = 1445412480.0
+
+
+class WallClock:
+    """The event loop's (virtual) clock, with a wall clock that starts at WALL_2015."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep_until(self, deadline: float) -> None:
+        await anyio.sleep_until(deadline)
+
+    def wall(self) -> float:
+        return WALL_2015 + anyio.current_time()
+
+
+def _engine(api: FakeJobAPI, **options: Any) -> asyncpoll.TaskPoller:
+    options.setdefault("schedule", asyncpoll.fixed(1.0))
+    options.setdefault("retry_schedule", asyncpoll.fixed(0.25))
+    return asyncpoll.TaskPoller("/jobs/{job_id}", client=api.client(), **options)
+
+
+@pytest.mark.anyio
+async def test_engine_measures_an_http_date_retry_after_by_the_clock_s_wall(
+    api: FakeJobAPI,
+) -> None:
+    """A 429 whose Retry-After is an HTTP-date, with no Date header, pauses the host until
+    that date on the poller's clock's wall(): the engine never reads time.time() for it."""
+    throttled = httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:03 GMT"})
+    api.script("a", throttled, job("done", result=1))
+    api.script("b", job("done", result=2))
+    t0 = anyio.current_time()
+    async with _engine(api, clock=WallClock()) as p:
+        a = p.add("a")
+        await anyio.sleep(0.5)
+        b = p.add("b")
+        assert await p.gather(a, b) == [1, 2]
+    assert rel(api.times("a"), t0) == [0.0, 3.0]
+    assert rel(api.times("b"), t0) == [3.0]  # the host's pause holds every job

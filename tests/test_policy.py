@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import time
 from typing import Any
 
 import attrs
@@ -97,7 +98,7 @@ DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
 )
 def test_header_hint(headers: dict[str, str], custom: tuple[str, ...], hint: float | None) -> None:
     """Custom headers first, in order, then retry-after-ms, then Retry-After; -ms is ms."""
-    assert header_hint(headers, custom) == hint
+    assert header_hint(headers, custom, wall_now=0.0) == hint
 
 
 @pytest.mark.parametrize(
@@ -122,7 +123,11 @@ def test_header_hint_ignores_garbage_and_negatives(
     headers: dict[str, str], hint: float | None
 ) -> None:
     """Unreadable, infinite and negative values are skipped (a negative Retry-After means 0)."""
-    assert header_hint(headers, ("x-poll-after",)) == hint
+    assert header_hint(headers, ("x-poll-after",), wall_now=0.0) == hint
+
+
+#: Epoch seconds of DATE, as a caller's wall clock would read it.
+WALL = 1445412480.0
 
 
 @pytest.mark.parametrize(
@@ -138,7 +143,37 @@ def test_header_hint_ignores_garbage_and_negatives(
 )
 def test_header_hint_http_date(retry_after: str, date: str | None, hint: float | None) -> None:
     """An HTTP-date Retry-After counts from the Date header (a past date means no wait)."""
-    assert header_hint({"retry-after": retry_after}, date=date) == hint
+    assert header_hint({"retry-after": retry_after}, wall_now=WALL, date=date) == hint
+
+
+@pytest.mark.parametrize(
+    ("date", "wall_now", "hint"),
+    [
+        (None, WALL, 30.0),
+        (None, WALL + 20.0, 10.0),
+        ("", WALL + 20.0, 10.0),  # an empty Date header is no Date header
+        (DATE, WALL + 20.0, 30.0),  # the server's Date wins over our wall clock
+        (DATE, 0.0, 30.0),
+    ],
+)
+def test_header_hint_http_date_without_date_counts_from_wall_now(
+    date: str | None, wall_now: float, hint: float
+) -> None:
+    """Without a Date header an HTTP-date is measured against the wall time given."""
+    headers = {"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}
+    assert header_hint(headers, wall_now=wall_now, date=date) == hint
+
+
+def test_header_hint_reads_no_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """header_hint never reads the wall clock itself: only the wall_now it is given."""
+
+    def no_clock() -> float:
+        raise AssertionError("policy read the wall clock")
+
+    monkeypatch.setattr(time, "time", no_clock)
+    headers = {"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}
+    assert header_hint(headers, wall_now=WALL) == 30.0
+    assert header_hint({"retry-after": "4"}, wall_now=WALL) == 4.0
 
 
 # --- Pacing --------------------------------------------------------------------------
