@@ -83,7 +83,8 @@ def header_hint(
     Looks at the ``custom`` header names first (in order; a name ending in ``-ms`` is in
     milliseconds, any other in seconds), then ``retry-after-ms``, then ``Retry-After``
     (delta-seconds or an HTTP-date, relative to the ``Date`` header when present, else
-    to ``wall_now``).
+    to ``wall_now``). An unusable value (garbage, NaN, infinity, negative, a date already
+    past) is skipped; None when no header gives a usable one. ``0`` is a usable 0 s.
 
     Args:
         headers: response headers, names in lower case.

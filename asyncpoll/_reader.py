@@ -81,7 +81,11 @@ _ERROR_KEYS = ("error", "failMsg", "message")
 
 
 def parse_retry_after(value: str | None, *, now: float, date: str | None = None) -> float | None:
-    """Seconds a ``Retry-After`` header asks to wait, or None when absent or unreadable.
+    """Seconds a ``Retry-After`` header asks to wait, or None when absent or unusable.
+
+    ``0`` (or a date equal to the reference) is a valid 0 s. A negative delta, a date
+    already past, garbage, NaN and infinity are unusable: None, not 0 s, so the caller
+    applies its own default (the engine's pause on a 429) instead of none at all.
 
     Reads no clock: an HTTP-date is measured against the response's ``Date`` header when
     it has one (the server's clock), else against ``now``.
@@ -108,9 +112,9 @@ def _retry_after(value: str | None, date: str | None, now: float | None) -> floa
         if when is None or ref is None:
             return None
         seconds = when - ref
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
+    if not (math.isfinite(seconds) and seconds >= 0.0):
+        return None  # garbage, NaN, infinity, a negative delta or a date already past
+    return seconds + 0.0  # -0.0 reads as 0.0
 
 
 def number(value: Any) -> float | None:

@@ -536,3 +536,42 @@ async def test_engine_measures_an_http_date_retry_after_by_the_clock_s_wall(
         assert await p.gather(a, b) == [1, 2]
     assert rel(api.times("a"), t0) == [0.0, 3.0]
     assert rel(api.times("b"), t0) == [3.0]  # the host's pause holds every job
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("headers", "times_a", "times_b"),
+    [
+        # Unusable hints: the documented default pause of DEFAULT_THROTTLE_PAUSE (1 s).
+        ({"Retry-After": "-5"}, [0.0, 1.0], [1.0]),
+        ({"Retry-After": "-0.001"}, [0.0, 1.0], [1.0]),
+        (
+            {
+                "Retry-After": "Wed, 21 Oct 2015 07:27:00 GMT",
+                "Date": "Wed, 21 Oct 2015 07:28:00 GMT",
+            },
+            [0.0, 1.0],
+            [1.0],
+        ),
+        ({"Retry-After-Ms": "-100"}, [0.0, 1.0], [1.0]),
+        ({"Retry-After": "soon"}, [0.0, 1.0], [1.0]),
+        # Retry-After: 0 is a valid hint of no pause: the retry schedule alone decides.
+        ({"Retry-After": "0"}, [0.0, 0.25], [0.5]),
+    ],
+)
+async def test_engine_429_with_an_unusable_hint_pauses_the_host_by_default(
+    api: FakeJobAPI, headers: dict[str, str], times_a: list[float], times_b: list[float]
+) -> None:
+    """A 429 whose hint is unusable (negative, a past date, garbage) pauses its host for
+    the default 1.0 s, exactly as a 429 with no hint does, instead of not at all."""
+    assert asyncpoll._poller.DEFAULT_THROTTLE_PAUSE == 1.0
+    api.script("a", httpx.Response(429, headers=headers), job("done", result=1))
+    api.script("b", job("done", result=2))
+    t0 = anyio.current_time()
+    async with _engine(api) as p:
+        a = p.add("a")
+        await anyio.sleep(0.5)
+        b = p.add("b")
+        assert await p.gather(a, b) == [1, 2]
+    assert rel(api.times("a"), t0) == times_a
+    assert rel(api.times("b"), t0) == times_b

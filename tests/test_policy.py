@@ -115,14 +115,25 @@ def test_header_hint(headers: dict[str, str], custom: tuple[str, ...], hint: flo
         ({"retry-after": ""}, None),
         ({"retry-after": "nan"}, None),
         ({"retry-after": "inf"}, None),
-        ({"retry-after": "-5"}, 0.0),
+        ({"retry-after": "-5"}, None),
+        ({"retry-after": "-0.001"}, None),
+        ({"retry-after": "-inf"}, None),
+        ({"retry-after": "-0"}, 0.0),
         ({"retry-after": "Wed, 99 Foo 2015 07:28:30 GMT"}, None),
+        ({"retry-after-ms": "-100"}, None),
+        ({"retry-after-ms": "nan"}, None),
+        ({"x-poll-after": "-5"}, None),
+        ({"x-poll-after": "0", "retry-after": "7"}, 0.0),
+        ({"retry-after-ms": "0", "retry-after": "7"}, 0.0),
     ],
 )
 def test_header_hint_ignores_garbage_and_negatives(
     headers: dict[str, str], hint: float | None
 ) -> None:
-    """Unreadable, infinite and negative values are skipped (a negative Retry-After means 0)."""
+    """Unreadable, infinite and negative values are unusable: skipped, None if nothing else.
+
+    A negative Retry-After is no hint (None), not a wait of 0 s; 0 itself is a valid 0 s.
+    """
     assert header_hint(headers, ("x-poll-after",), wall_now=0.0) == hint
 
 
@@ -136,13 +147,16 @@ WALL = 1445412480.0
         ("Wed, 21 Oct 2015 07:28:30 GMT", DATE, 30.0),
         ("Wed, 21 Oct 2015 08:28:00 GMT", DATE, 3600.0),
         ("Wed, 21 Oct 2015 07:28:00 GMT", DATE, 0.0),
-        ("Wed, 21 Oct 2015 07:27:00 GMT", DATE, 0.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", DATE, None),
+        ("Wed, 21 Oct 2015 07:27:59 GMT", DATE, None),
         ("Wed, 21 Oct 2015 07:28:30 GMT", "garbage", None),
-        ("Sun, 06 Nov 1994 08:49:37 GMT", None, 0.0),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", None, None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None, 0.0),
     ],
 )
 def test_header_hint_http_date(retry_after: str, date: str | None, hint: float | None) -> None:
-    """An HTTP-date Retry-After counts from the Date header (a past date means no wait)."""
+    """An HTTP-date Retry-After counts from the Date header, else from wall_now; a date
+    already past is no hint (None), a date equal to the reference is 0 s."""
     assert header_hint({"retry-after": retry_after}, wall_now=WALL, date=date) == hint
 
 

@@ -557,11 +557,11 @@ WALL = 1445412480.0
         (" 30 ", 30.0),
         ("1.5", 1.5),
         ("1e3", 1000.0),
-        ("-5", 0.0),
+        ("-0", 0.0),
     ],
 )
 def test_retry_after_delta_seconds(value: str, expected: float) -> None:
-    """A delta-seconds Retry-After gives that many seconds, never fewer than zero."""
+    """A delta-seconds Retry-After gives that many seconds; 0 is a valid 0 s."""
     assert parse_retry_after(value, now=WALL) == expected
 
 
@@ -573,10 +573,13 @@ def test_retry_after_http_date_relative_to_date_header() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now=0.0, date=date) == 0.0
 
 
-def test_retry_after_http_date_in_the_past_is_zero() -> None:
-    """An HTTP-date before the Date header means: retry at once (0 s)."""
+def test_retry_after_http_date_in_the_past_is_none() -> None:
+    """An HTTP-date before its reference (Date, else ``now``) is unusable: None, not 0 s."""
     date = "Wed, 21 Oct 2015 07:27:00 GMT"
-    assert parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now=0.0, date=date) == 0.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now=0.0, date=date) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:26:59 GMT", now=0.0, date=date) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:27:59 GMT", now=WALL) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=WALL) == 0.0
 
 
 def test_retry_after_http_date_without_date_header_uses_now() -> None:
@@ -609,11 +612,14 @@ def test_parse_retry_after_reads_no_clock(monkeypatch: pytest.MonkeyPatch) -> No
         "Infinity",
         "nan",
         "1e999",
+        "-1e999",
+        "-5",
+        "-0.5",
         "Wed, 99 Foo 2015 07:28:00 GMT",
     ],
 )
 def test_retry_after_garbage_is_none(value: str | None) -> None:
-    """A missing, unreadable or non-finite Retry-After gives None."""
+    """A missing, unreadable, non-finite or negative Retry-After gives None."""
     assert parse_retry_after(value, now=0.0) is None
 
 
@@ -654,6 +660,7 @@ def test_reader_without_or_with_bad_retry_after_has_none() -> None:
     """No Retry-After header, or an unreadable one, gives retry_after None."""
     assert _read({"status": "queued"}).retry_after is None
     assert _read({"status": "queued"}, headers={"Retry-After": "later"}).retry_after is None
+    assert _read({"status": "queued"}, headers={"Retry-After": "-5"}).retry_after is None
 
 
 # --- Response and excerpt ------------------------------------------------------------
