@@ -15,7 +15,7 @@ import attrs
 from ._reader import parse_retry_after
 from ._schedule import Schedule
 
-__all__ = ["Pacing", "Verdict", "checked_delay", "classify", "header_hint", "next_delay"]
+__all__ = ["Pacing", "Verdict", "checked_delay", "classify", "header_hint"]
 
 
 class Verdict(enum.Enum):
@@ -37,22 +37,6 @@ def classify(status_code: int) -> Verdict:
     if status_code >= 500 or status_code == 408:
         return Verdict.TRANSIENT
     return Verdict.FATAL
-
-
-def next_delay(schedule: Schedule, n: int, hint: float | None, rng: random.Random) -> float:
-    """Seconds until the next poll: the schedule's delay, raised to the server's hint.
-
-    Args:
-        schedule: the schedule in force (the poll schedule, or the retry schedule
-            after a failure).
-        n: polls made so far, or failures in a row for the retry schedule.
-        hint: the server's ``Retry-After`` in seconds, or None.
-        rng: randomness for jitter.
-    """
-    delay = checked_delay(schedule, n, rng)
-    if hint is not None and hint > delay:
-        return hint
-    return delay
 
 
 def checked_delay(schedule: Schedule, n: int, rng: random.Random) -> float:

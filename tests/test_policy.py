@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from asyncpoll import backoff, fixed
-from asyncpoll._policy import Pacing, Verdict, checked_delay, classify, header_hint, next_delay
+from asyncpoll._policy import Pacing, Verdict, checked_delay, classify, header_hint
 
 
 def _exactly(message: str) -> str:
@@ -232,7 +232,7 @@ def test_pacing_defaults() -> None:
     assert Pacing() == Pacing(0.0, math.inf, 300.0)
 
 
-# --- checked_delay and next_delay ----------------------------------------------------
+# --- checked_delay -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -278,41 +278,19 @@ def test_checked_delay_refuses_bad_delays(value: Any, shown: str) -> None:
         checked_delay(schedule, 3, random.Random(0))
 
 
-@pytest.mark.parametrize(
-    ("n", "hint", "delay"),
-    [
-        (0, None, 0.0),
-        (1, None, 1.0),
-        (4, None, 8.0),
-        (9, None, 30.0),
-        (4, 2.0, 8.0),
-        (4, 8.0, 8.0),
-        (4, 12.5, 12.5),
-        (0, 3.0, 3.0),
-        (9, 0.0, 30.0),
-        (9, 45.0, 45.0),
-    ],
-)
-def test_next_delay(n: int, hint: float | None, delay: float) -> None:
-    """The schedule's delay, raised to the server's hint when the hint is longer."""
-    schedule = backoff(initial=1.0, factor=2.0, max=30.0, jitter=0.0)
-    assert next_delay(schedule, n, hint, random.Random(0)) == delay
-
-
-def test_next_delay_uses_the_given_rng() -> None:
+def test_checked_delay_uses_the_given_rng() -> None:
     """Jitter draws from the rng passed in, so a seeded rng gives the schedule's own figure."""
     schedule = backoff(initial=4.0, factor=2.0, max=60.0, jitter=0.5)
     expected = schedule.delay(3, random.Random(1234))
-    assert next_delay(schedule, 3, None, random.Random(1234)) == expected
+    assert checked_delay(schedule, 3, random.Random(1234)) == expected
     assert expected != 16.0
     assert 8.0 <= expected <= 24.0
 
 
-def test_next_delay_refuses_a_bad_schedule_even_with_a_hint() -> None:
-    """A bad schedule delay raises even when a hint would have covered it."""
-    message = (
-        "schedule Constant(value=-1.0) returned -1.0 for n=2; a delay must be a number of "
-        "seconds >= 0"
-    )
-    with pytest.raises(ValueError, match=_exactly(message)):
-        next_delay(Constant(-1.0), 2, 5.0, random.Random(0))
+def test_next_delay_is_gone() -> None:
+    """The unused ``next_delay`` is removed: ``Pacing.delay`` is the one place a hint and a
+    schedule delay meet."""
+    from asyncpoll import _policy
+
+    assert not hasattr(_policy, "next_delay")
+    assert "next_delay" not in _policy.__all__
