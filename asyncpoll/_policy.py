@@ -1,5 +1,7 @@
 """Pure policy: what an HTTP status code means for a poll, and when to poll next.
 
+Also what a response's headers ask of its host: the server's hint and its rate budget.
+
 Nothing here awaits or reads a clock; the engine passes in every value it needs.
 """
 
@@ -8,14 +10,14 @@ from __future__ import annotations
 import enum
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 
 from ._reader import parse_retry_after
 from ._schedule import Schedule
 
-__all__ = ["Pacing", "Verdict", "checked_delay", "classify", "header_hint"]
+__all__ = ["Pacing", "Verdict", "checked_delay", "classify", "header_hint", "parse_budget"]
 
 
 class Verdict(enum.Enum):
@@ -88,6 +90,41 @@ def header_hint(
         if math.isfinite(number) and number >= 0:
             return number / 1000.0 if name.lower().endswith("-ms") else number
     return parse_retry_after(headers.get("retry-after"), now=wall_now, date=date)
+
+
+def parse_budget(
+    headers: Mapping[str, str], wall_now: float | Callable[[], float | None] | None
+) -> tuple[int, float] | None:
+    """``(remaining, seconds until reset)`` from RateLimit headers, or None.
+
+    Reads ``RateLimit-Remaining``/``RateLimit-Reset`` and their ``X-RateLimit-*`` twins.
+    A reset above 10^9 is taken as epoch seconds (as some APIs send), measured against
+    ``wall_now`` (epoch seconds, or a function giving them, called only when needed;
+    None: such a reset is ignored); otherwise it is delta-seconds. Reads no clock.
+
+    The engine passes the response's own ``Date`` header as ``wall_now``
+    (``parse_http_date``): an epoch reset is the server's clock, so it is measured
+    against the server's clock only, and ignored when the response has no ``Date``.
+    """
+    for prefix in ("ratelimit-", "x-ratelimit-"):
+        remaining = headers.get(prefix + "remaining")
+        reset = headers.get(prefix + "reset")
+        if remaining is None or reset is None:
+            continue
+        try:
+            left = int(float(remaining.split(",")[0].strip()))
+            seconds = float(reset.split(",")[0].strip())
+        except (ValueError, OverflowError):  # OverflowError: an infinite count
+            return None
+        if seconds > 1e9:
+            now = wall_now() if callable(wall_now) else wall_now
+            if now is None:
+                return None
+            seconds -= now
+        if left < 0 or not math.isfinite(seconds) or seconds <= 0:
+            return None
+        return left, seconds
+    return None
 
 
 @attrs.frozen

@@ -47,9 +47,9 @@ from ._errors import (
     SubmitError,
 )
 from ._handle import Callback, Check, JobHandle, Submission
-from ._hosts import HostGate, parse_budget
+from ._hosts import HostGate
 from ._httpdate import parse_http_date
-from ._policy import Pacing, Verdict, checked_delay, classify, header_hint
+from ._policy import Pacing, Verdict, checked_delay, classify, header_hint, parse_budget
 from ._ratelimit import Limiter, RateLimit
 from ._reader import DefaultReader, Reader
 from ._redact import SECRET_HEADERS, redact_headers, redact_url

@@ -12,7 +12,14 @@ import attrs
 import pytest
 
 from asyncpoll import backoff, fixed
-from asyncpoll._policy import Pacing, Verdict, checked_delay, classify, header_hint
+from asyncpoll._policy import (
+    Pacing,
+    Verdict,
+    checked_delay,
+    classify,
+    header_hint,
+    parse_budget,
+)
 
 
 def _exactly(message: str) -> str:
@@ -188,6 +195,86 @@ def test_header_hint_reads_no_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     headers = {"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}
     assert header_hint(headers, wall_now=WALL) == 30.0
     assert header_hint({"retry-after": "4"}, wall_now=WALL) == 4.0
+
+
+# --- parse_budget --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "wall_now", "budget"),
+    [
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "30"}, None, (10, 30.0)),
+        ({"x-ratelimit-remaining": "10", "x-ratelimit-reset": "30"}, None, (10, 30.0)),
+        ({"ratelimit-remaining": "0", "ratelimit-reset": "1.5"}, None, (0, 1.5)),
+        ({"ratelimit-remaining": " 7 ", "ratelimit-reset": " 2 "}, None, (7, 2.0)),
+        ({"ratelimit-remaining": "4.9", "ratelimit-reset": "2"}, None, (4, 2.0)),
+        ({"ratelimit-remaining": "5, 50", "ratelimit-reset": "3, 60"}, None, (5, 3.0)),
+        (
+            {
+                "ratelimit-remaining": "10",
+                "ratelimit-reset": "30",
+                "x-ratelimit-remaining": "99",
+                "x-ratelimit-reset": "5",
+            },
+            None,
+            (10, 30.0),
+        ),
+        (
+            {"ratelimit-remaining": "10", "x-ratelimit-remaining": "99", "x-ratelimit-reset": "5"},
+            None,
+            (99, 5.0),
+        ),
+        (
+            {"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1700000060"},
+            1700000000.0,
+            (3, 60.0),
+        ),
+        (
+            {"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1700000000.5"},
+            1700000000.0,
+            (3, 0.5),
+        ),
+        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1000000000"}, None, (3, 1e9)),
+    ],
+)
+def test_parse_budget(
+    headers: dict[str, str], wall_now: float | None, budget: tuple[int, float]
+) -> None:
+    """RateLimit-* (first) or X-RateLimit-* give (remaining, seconds until the reset)."""
+    assert parse_budget(headers, wall_now) == budget
+
+
+@pytest.mark.parametrize(
+    ("headers", "wall_now"),
+    [
+        ({}, None),
+        ({"ratelimit-remaining": "10"}, None),
+        ({"ratelimit-reset": "10"}, None),
+        ({"ratelimit-remaining": "10", "x-ratelimit-reset": "10"}, None),
+        ({"ratelimit-remaining": "many", "ratelimit-reset": "30"}, None),
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "soon"}, None),
+        ({"ratelimit-remaining": "", "ratelimit-reset": "30"}, None),
+        ({"ratelimit-remaining": "nan", "ratelimit-reset": "30"}, None),
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "nan"}, None),
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "inf"}, None),
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "inf"}, 1700000000.0),
+        ({"ratelimit-remaining": "-1", "ratelimit-reset": "30"}, None),
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "0"}, None),
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "-5"}, None),
+        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1700000060"}, None),
+        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1699999990"}, 1700000000.0),
+        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1700000000"}, 1700000000.0),
+    ],
+)
+def test_parse_budget_garbage_is_none(headers: dict[str, str], wall_now: float | None) -> None:
+    """Missing halves, unreadable numbers, negative budgets and past resets give None."""
+    assert parse_budget(headers, wall_now) is None
+
+
+@pytest.mark.parametrize("remaining", ["inf", "1e999", "-inf"])
+def test_parse_budget_infinite_remaining_is_none(remaining: str) -> None:
+    """An infinite remaining count is garbage too: None, not an exception."""
+    assert parse_budget({"ratelimit-remaining": remaining, "ratelimit-reset": "30"}, None) is None
 
 
 # --- Pacing --------------------------------------------------------------------------
