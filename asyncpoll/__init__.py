@@ -18,8 +18,9 @@ from ._errors import (
 )
 from ._handle import JobHandle, Submission
 from ._jsonreader import JsonReader
+from ._limiter import Limiter
 from ._poller import PollerStatistics, TaskPoller, poll, poll_many
-from ._ratelimit import Limiter, RateLimit, TokenBucket
+from ._ratelimit import RateLimit, TokenBucket
 from ._reader import DEFAULT_STATES, DefaultReader, Reader
 from ._response import Response
 from ._schedule import Backoff, Fixed, Schedule, backoff, fixed

@@ -24,7 +24,8 @@ import collections
 import math
 
 from ._clock import Clock
-from ._ratelimit import Limiter, RateLimit
+from ._limiter import Limiter
+from ._ratelimit import RateLimit
 
 __all__ = ["HostGate"]
 

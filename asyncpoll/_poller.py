@@ -49,8 +49,9 @@ from ._errors import (
 from ._handle import Callback, Check, JobHandle, Submission
 from ._hosts import HostGate
 from ._httpdate import parse_http_date
+from ._limiter import Limiter
 from ._policy import Pacing, Verdict, checked_delay, classify, header_hint, parse_budget
-from ._ratelimit import Limiter, RateLimit
+from ._ratelimit import RateLimit
 from ._reader import DefaultReader, Reader
 from ._redact import SECRET_HEADERS, redact_headers, redact_url
 from ._response import Response, excerpt
