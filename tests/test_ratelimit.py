@@ -953,3 +953,60 @@ def test_rate_limit_names_are_exported() -> None:
     assert asyncpoll.RateLimit is _ratelimit.RateLimit
     assert asyncpoll.TokenBucket is _ratelimit.TokenBucket
     assert asyncpoll.Limiter is _limiter.Limiter
+
+
+# --- Limiter: hand-offs between waiters ----------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_one_wake_up_grants_a_batch_and_wakes_every_granted_waiter() -> None:
+    """The head's one wake-up grants every token that accrued to the waiters in order, and
+    every waiter it granted goes at that very moment: none is left asleep.
+
+    At 4000/s with burst 8 the drained bucket's head sleeps one tick (1 ms, half the time
+    to fill the bucket); four tokens accrue meanwhile, so the first four in the queue all
+    go at 1 ms, and the fifth, the new head, sleeps another tick and goes at 2 ms.
+    """
+    limiter = _limiter(RateLimit(4000, burst=8))
+    assert limiter.bucket.take_up_to(0.0, 8) == 8  # drained at t=0
+    asked: list[int] = []
+    granted: dict[int, float] = {}
+
+    async def waiter(i: int) -> None:
+        asked.append(i)  # acquire() queues up before its first checkpoint
+        assert await limiter.acquire() is True
+        granted[i] = anyio.current_time()
+
+    with anyio.fail_after(1.0):  # virtual seconds: a waiter left asleep fails, never hangs
+        async with anyio.create_task_group() as tg:
+            for i in range(5):
+                tg.start_soon(waiter, i)
+            await anyio.sleep(0.0005)
+            assert limiter.waiting == 5
+    # Waiters woken at one instant may resume in any order (trio shuffles them), so the
+    # times are checked in the order the waiters queued up.
+    assert [granted[i] for i in asked] == [0.001, 0.001, 0.001, 0.001, 0.002]
+    assert limiter.granted == 13
+    assert limiter.waiting == 0
+
+
+@pytest.mark.anyio
+async def test_cancelled_head_waiter_hands_the_timer_to_the_next() -> None:
+    """Cancelling the waiter at the head (the only one asleep on the timer) makes the next
+    one the head: it takes over the timer and goes when the token accrues, and the one
+    behind it a token later."""
+    limiter = _limiter(RateLimit(1))
+    assert await limiter.acquire() is True  # t=0: the bucket is empty until t=1
+    log: dict[str, float] = {}
+    with anyio.fail_after(10.0):  # virtual seconds: a broken hand-off fails, never hangs
+        async with anyio.create_task_group() as tg:
+            head = await tg.start(_cancellable_waiter, limiter, "head", log)
+            await tg.start(_cancellable_waiter, limiter, "next", log)
+            await tg.start(_cancellable_waiter, limiter, "last", log)
+            assert limiter.waiting == 3
+            await anyio.sleep(0.5)
+            head.cancel()
+    assert log == {"next": 1.0, "last": 2.0}
+    assert anyio.current_time() == 2.0
+    assert limiter.granted == 3
+    assert limiter.waiting == 0
