@@ -20,8 +20,9 @@ from ._errors import (
 from ._events import EventKind, JobEvent
 from ._handle import JobHandle
 from ._jsonreader import JsonReader
+from ._limiter import Limiter
 from ._poller import PollerStatistics, TaskPoller, poll, poll_many
-from ._ratelimit import Limiter, RateLimit, TokenBucket
+from ._ratelimit import RateLimit, TokenBucket
 from ._reader import DEFAULT_STATES, DefaultReader, Reader
 from ._record import Submission
 from ._response import Response

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import anyio
 import sniffio
 
-__all__ = ["AnyioClock", "Clock"]
+__all__ = ["AnyioClock", "Clock", "wall_time_of"]
 
 
 @runtime_checkable
@@ -42,7 +43,11 @@ class AnyioClock:
 
         ``anyio.current_time()`` looks up the running async library on every call; a
         poller reads the clock several times per poll, so it binds once when it opens.
+        A subclass (which may override ``now()``, ``sleep_until()`` or ``wall()``) is
+        returned as it is.
         """
+        if type(self) is not AnyioClock:
+            return self
         library = sniffio.current_async_library()
         if library == "asyncio":
             return _BoundClock(asyncio.get_running_loop().time)
@@ -63,8 +68,25 @@ class AnyioClock:
         else:
             await anyio.sleep_until(deadline)
 
+    def wall(self) -> float:
+        """The wall-clock time in epoch seconds (``time.time()``).
+
+        Optional for a ``Clock``: the engine measures an HTTP-date ``Retry-After`` that
+        comes without a ``Date`` header against it (see ``wall_time_of``).
+        """
+        return time.time()
+
     def __repr__(self) -> str:
         return "AnyioClock()"
+
+
+def wall_time_of(clock: Clock) -> Callable[[], float]:
+    """The wall-clock time source of ``clock``: its ``wall()`` method when it has one,
+    else ``time.time``. ``Clock`` itself asks only for ``now()`` and ``sleep_until()``,
+    so a custom clock without ``wall()`` keeps working; a virtual-time clock can give
+    ``wall()`` to make HTTP-date hints deterministic too."""
+    wall = getattr(clock, "wall", None)
+    return wall if callable(wall) else time.time
 
 
 class _BoundClock(AnyioClock):

@@ -11,8 +11,9 @@ One ``HostGate`` per host a poller talks to. Every request to the host passes
   the rate before the last halving, up to any configured limit; with no configured
   limit the rate keeps climbing until the next 429, so the poller settles around the
   server's limit instead of bursting after every cool-down;
-- ``RateLimit-Remaining``/``RateLimit-Reset`` (and ``X-RateLimit-*``) cap the rate so
-  the remaining budget lasts until the reset; a remaining budget of 0 pauses until then.
+- ``RateLimit-Remaining``/``RateLimit-Reset`` (and ``X-RateLimit-*``, read by
+  ``_policy.parse_budget``) cap the rate so the remaining budget lasts until the reset; a
+  remaining budget of 0 pauses until then.
 
 The arithmetic is plain methods over clock readings; only ``wait()`` awaits.
 """
@@ -21,48 +22,17 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Callable, Mapping
 
 from ._clock import Clock
-from ._ratelimit import Limiter, RateLimit
+from ._limiter import Limiter
+from ._ratelimit import RateLimit
 
-__all__ = ["HostGate", "parse_budget"]
+__all__ = ["HostGate"]
 
 #: The lowest rate back-pressure drives a host to, in requests per second.
 MIN_RATE = 0.05
 #: Additive increase per second of healthy answers, as a share of the rate last set.
 RECOVERY = 0.05
-
-
-def parse_budget(
-    headers: Mapping[str, str], wall_now: float | Callable[[], float | None] | None
-) -> tuple[int, float] | None:
-    """``(remaining, seconds until reset)`` from RateLimit headers, or None.
-
-    Reads ``RateLimit-Remaining``/``RateLimit-Reset`` and their ``X-RateLimit-*`` twins.
-    A reset above 10^9 is taken as epoch seconds (as some APIs send), measured against
-    ``wall_now`` (epoch seconds, or a function giving them, called only when needed);
-    otherwise it is delta-seconds.
-    """
-    for prefix in ("ratelimit-", "x-ratelimit-"):
-        remaining = headers.get(prefix + "remaining")
-        reset = headers.get(prefix + "reset")
-        if remaining is None or reset is None:
-            continue
-        try:
-            left = int(float(remaining.split(",")[0].strip()))
-            seconds = float(reset.split(",")[0].strip())
-        except (ValueError, OverflowError):  # OverflowError: an infinite count
-            return None
-        if seconds > 1e9:
-            now = wall_now() if callable(wall_now) else wall_now
-            if now is None:
-                return None
-            seconds -= now
-        if left < 0 or not math.isfinite(seconds) or seconds <= 0:
-            return None
-        return left, seconds
-    return None
 
 
 class HostGate:

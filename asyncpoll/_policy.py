@@ -1,5 +1,7 @@
 """Pure policy: what an HTTP status code means for a poll, and when to poll next.
 
+Also what a response's headers ask of its host: the server's hint and its rate budget.
+
 Nothing here awaits or reads a clock; the engine passes in every value it needs.
 """
 
@@ -8,14 +10,14 @@ from __future__ import annotations
 import enum
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 
 from ._reader import parse_retry_after
 from ._schedule import Schedule
 
-__all__ = ["Pacing", "Verdict", "checked_delay", "classify", "header_hint", "next_delay"]
+__all__ = ["Pacing", "Verdict", "checked_delay", "classify", "header_hint", "parse_budget"]
 
 
 class Verdict(enum.Enum):
@@ -39,22 +41,6 @@ def classify(status_code: int) -> Verdict:
     return Verdict.FATAL
 
 
-def next_delay(schedule: Schedule, n: int, hint: float | None, rng: random.Random) -> float:
-    """Seconds until the next poll: the schedule's delay, raised to the server's hint.
-
-    Args:
-        schedule: the schedule in force (the poll schedule, or the retry schedule
-            after a failure).
-        n: polls made so far, or failures in a row for the retry schedule.
-        hint: the server's ``Retry-After`` in seconds, or None.
-        rng: randomness for jitter.
-    """
-    delay = checked_delay(schedule, n, rng)
-    if hint is not None and hint > delay:
-        return hint
-    return delay
-
-
 def checked_delay(schedule: Schedule, n: int, rng: random.Random) -> float:
     """``schedule.delay(n, rng)``, refused unless it is a number of seconds >= 0.
 
@@ -72,17 +58,25 @@ def checked_delay(schedule: Schedule, n: int, rng: random.Random) -> float:
 
 
 def header_hint(
-    headers: Mapping[str, str], custom: tuple[str, ...] = (), *, date: str | None = None
+    headers: Mapping[str, str],
+    custom: tuple[str, ...] = (),
+    *,
+    wall_now: float,
+    date: str | None = None,
 ) -> float | None:
     """The server's hint, in seconds, for when to ask again, or None.
 
     Looks at the ``custom`` header names first (in order; a name ending in ``-ms`` is in
     milliseconds, any other in seconds), then ``retry-after-ms``, then ``Retry-After``
-    (delta-seconds or an HTTP-date, relative to the ``Date`` header when present).
+    (delta-seconds or an HTTP-date, relative to the ``Date`` header when present, else
+    to ``wall_now``). An unusable value (garbage, NaN, infinity, negative, a date already
+    past) is skipped; None when no header gives a usable one. ``0`` is a usable 0 s.
 
     Args:
         headers: response headers, names in lower case.
         custom: extra header names, such as ``"openai-poll-after-ms"``.
+        wall_now: the current wall-clock time in epoch seconds; this function reads no
+            clock.
         date: the response's ``Date`` header.
     """
     for name in (*custom, "retry-after-ms"):
@@ -95,7 +89,42 @@ def header_hint(
             continue
         if math.isfinite(number) and number >= 0:
             return number / 1000.0 if name.lower().endswith("-ms") else number
-    return parse_retry_after(headers.get("retry-after"), date=date)
+    return parse_retry_after(headers.get("retry-after"), now=wall_now, date=date)
+
+
+def parse_budget(
+    headers: Mapping[str, str], wall_now: float | Callable[[], float | None] | None
+) -> tuple[int, float] | None:
+    """``(remaining, seconds until reset)`` from RateLimit headers, or None.
+
+    Reads ``RateLimit-Remaining``/``RateLimit-Reset`` and their ``X-RateLimit-*`` twins.
+    A reset above 10^9 is taken as epoch seconds (as some APIs send), measured against
+    ``wall_now`` (epoch seconds, or a function giving them, called only when needed;
+    None: such a reset is ignored); otherwise it is delta-seconds. Reads no clock.
+
+    The engine passes the response's own ``Date`` header as ``wall_now``
+    (``parse_http_date``): an epoch reset is the server's clock, so it is measured
+    against the server's clock only, and ignored when the response has no ``Date``.
+    """
+    for prefix in ("ratelimit-", "x-ratelimit-"):
+        remaining = headers.get(prefix + "remaining")
+        reset = headers.get(prefix + "reset")
+        if remaining is None or reset is None:
+            continue
+        try:
+            left = int(float(remaining.split(",")[0].strip()))
+            seconds = float(reset.split(",")[0].strip())
+        except (ValueError, OverflowError):  # OverflowError: an infinite count
+            return None
+        if seconds > 1e9:
+            now = wall_now() if callable(wall_now) else wall_now
+            if now is None:
+                return None
+            seconds -= now
+        if left < 0 or not math.isfinite(seconds) or seconds <= 0:
+            return None
+        return left, seconds
+    return None
 
 
 @attrs.frozen

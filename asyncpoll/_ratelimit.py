@@ -1,29 +1,22 @@
 """Rate limits: the value a user configures and the token-bucket arithmetic behind it.
 
-``RateLimit`` is the setting; ``TokenBucket`` is pure arithmetic over clock readings
-(no event loop), and ``Limiter`` is the thin async layer the engine awaits.
-
-The bucket is the generic cell rate algorithm (GCRA), which behaves exactly like a
-token bucket of depth ``burst`` refilled at ``rate`` tokens per second, but keeps one
-number, the theoretical arrival time ``tat``. Every request *reserves* the earliest
-moment it may go, so waiters are granted in the order they asked (first come, first
-served) and each waits on one timer of its own: no polling loop, no lock. In any
-window of ``t`` seconds at most ``burst + rate * t`` requests are granted.
+``RateLimit`` is the setting; ``TokenBucket`` is the arithmetic: a token bucket of depth
+``burst`` refilled at ``rate`` tokens per second, counted at the moments requests go.
+Pure: no event loop, no clock; every method takes the time it is asked about. The
+async ``Limiter`` the engine awaits (``_limiter``) runs this very arithmetic; so can a
+simulation, a benchmark, or a store shared between processes.
 """
 
 from __future__ import annotations
 
-import collections
 import math
-from typing import TYPE_CHECKING
 
-import anyio
 import attrs
 
-if TYPE_CHECKING:
-    from ._clock import Clock
+__all__ = ["RateLimit", "TokenBucket"]
 
-__all__ = ["Limiter", "RateLimit", "TokenBucket"]
+#: Slack on token counts, so that float rounding never costs a whole token.
+EPSILON = 1e-9
 
 
 def _positive(name: str, value: float) -> None:
@@ -76,222 +69,128 @@ class RateLimit:
 
 
 class TokenBucket:
-    """GCRA arithmetic for one ``RateLimit``; every time is a clock reading in seconds."""
+    """The token bucket for one ``RateLimit``; every time is a clock reading in seconds.
 
-    __slots__ = ("_interval", "_last_at", "_tat", "_tolerance", "granted", "limit")
+    Tokens are counted when requests go: ``try_take(now)`` takes one if there is one,
+    ``take_up_to(now, n)`` takes as many as there are (at most ``n``), ``wait_time(now)``
+    says how long until the next one accrues. Tokens accrue at ``per_second`` from the
+    first reading on, up to ``burst``; a reading earlier than the latest one counts as
+    the latest (the bucket's time never goes back). Taking only whole tokens that are
+    there bounds every window of ``t`` seconds to ``burst + rate * t`` grants, however
+    late the caller comes to take them. ``tokens()``, ``has_capacity()`` and
+    ``wait_time()`` only read; the other methods change the bucket.
+
+    ``reserve()`` and ``cancel()`` are the interface of the GCRA bucket this class used
+    to be, kept for compatibility (deprecated: new code takes tokens with ``try_take``
+    and waits ``wait_time``). ``reserve(now)`` takes a token ahead of time, going into
+    debt when there is none, and returns the time the token accrues: the same times the
+    GCRA gave.
+    """
+
+    __slots__ = ("_burst", "_last_at", "_rate", "_stamp", "_tokens", "granted", "limit")
 
     def __init__(self, limit: RateLimit) -> None:
         self.limit = limit
-        self._interval = 1.0 / limit.per_second  # seconds one token takes to refill
-        self._tolerance = (limit.burst - 1) * self._interval
-        self._tat = -math.inf  # theoretical arrival time; -inf: the bucket is full
-        self._last_at: float | None = None  # the slot the latest reserve() returned
-        self.granted = 0
-
-    def reserve(self, now: float) -> float:
-        """Reserve the next slot and return the time it may be used (>= ``now``)."""
-        tat = self._tat if self._tat > now else now
-        at = tat - self._tolerance
-        if at < now:
-            at = now
-        self._tat = tat + self._interval
-        self._last_at = at
-        self.granted += 1
-        return at
-
-    def cancel(self, at: float) -> None:
-        """Give back the slot reserved for ``at`` if it is still the latest one.
-
-        A waiter that gives up (its job was cancelled, its deadline passed) returns its
-        slot so the next request is not delayed for nothing; an earlier slot cannot be
-        returned without moving later waiters, so it is simply left unused.
-        """
-        # The latest slot is the one reserve() last returned, or, after a give-back, the
-        # one before it, which tat places exactly when it had to wait.
-        latest = self._tat - self._interval - self._tolerance
-        if at == self._last_at or math.isclose(latest, at, rel_tol=0.0, abs_tol=1e-9):
-            self._tat -= self._interval
-            self._last_at = None
-            self.granted -= 1
-
-    def retune(self, per_second: float) -> None:
-        """Change the sustained rate from now on (the burst stays); for adaptive limits."""
-        if not (math.isfinite(per_second) and per_second > 0):
-            raise ValueError(f"a rate must be a finite number > 0, got {per_second!r}")
-        self._interval = 1.0 / per_second
-        self._tolerance = (self.limit.burst - 1) * self._interval
-
-    @property
-    def per_second(self) -> float:
-        """The sustained rate in force, in requests per second."""
-        return 1.0 / self._interval
-
-    def tokens(self, now: float) -> float:
-        """How many requests could go at ``now`` without waiting (0 to ``burst``)."""
-        if self._tat <= now:
-            return float(self.limit.burst)
-        return max(0.0, (now + self._tolerance + self._interval - self._tat) / self._interval)
-
-    def has_capacity(self, now: float) -> bool:
-        """True when a request reserved at ``now`` would not wait."""
-        return self._tat - self._tolerance <= now
-
-
-#: The shortest sleep of a limiter's head waiter, in seconds (see Limiter.acquire).
-TICK = 0.001
-
-
-class _Waiter:
-    __slots__ = ("event", "granted")
-
-    def __init__(self) -> None:
-        self.event: anyio.Event | None = None  # set when it is granted or becomes the head
-        self.granted = False
-
-
-class Limiter:
-    """The async token bucket every request of a poller (or of a host) passes.
-
-    ``await limiter.acquire()`` returns when the request may go. Tokens are counted at
-    the moments requests actually go, so the bound holds for real send times even when
-    the event loop wakes a sleeper late: in any window of ``t`` seconds at most
-    ``burst + rate * t`` requests pass. Waiters queue first come, first served; only
-    the one at the head sleeps, on one timer, until its token accrues, and then hands
-    the head to the next, which goes at once if a token is already there.
-    """
-
-    __slots__ = (
-        "_burst",
-        "_clock",
-        "_limit",
-        "_queue",
-        "_rate",
-        "_stamp",
-        "_tokens",
-        "granted",
-        "waiting",
-    )
-
-    def __init__(self, limit: RateLimit, clock: Clock) -> None:
-        self._limit = limit
-        self._clock = clock
         self._rate = limit.per_second
         self._burst = float(limit.burst)
-        self._tokens = float(limit.burst)
-        self._stamp: float | None = None  # when _tokens was last brought up to date
-        self._queue: collections.deque[_Waiter] = collections.deque()
+        self._tokens = float(limit.burst)  # as of _stamp; below 0 only by reserve() (debt)
+        self._stamp = -math.inf  # the latest reading; -inf: none yet (the bucket is full)
+        self._last_at: float | None = None  # the slot the latest reserve() returned
         self.granted = 0
-        self.waiting = 0
-
-    @property
-    def limit(self) -> RateLimit:
-        """The configured ``RateLimit``."""
-        return self._limit
 
     @property
     def per_second(self) -> float:
         """The sustained rate in force, in requests per second."""
         return self._rate
 
-    def retune(self, per_second: float) -> None:
-        """Change the sustained rate from now on (the burst stays); for adaptive limits."""
-        if not (math.isfinite(per_second) and per_second > 0):
-            raise ValueError(f"a rate must be a finite number > 0, got {per_second!r}")
-        self._refill(self._clock.now())
-        self._rate = per_second
+    def _level(self, now: float) -> float:
+        """Tokens at ``now`` (negative while reservations are in debt), without storing."""
+        if now <= self._stamp:
+            return self._tokens
+        tokens = self._tokens + (now - self._stamp) * self._rate
+        return tokens if tokens < self._burst else self._burst
 
-    def _refill(self, now: float) -> None:
-        if self._stamp is None:
+    def _refill(self, now: float) -> float:
+        """Bring the count up to ``now`` and store it; returns the tokens there are."""
+        if now > self._stamp:
+            self._tokens = self._level(now)
             self._stamp = now
-        elif now > self._stamp:
-            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
-            self._stamp = now
+        return self._tokens
 
-    def _take(self, now: float) -> bool:
-        self._refill(now)
-        if self._tokens >= 1.0 - 1e-9:
+    def tokens(self, now: float) -> float:
+        """How many requests could go at ``now`` without waiting (0 to ``burst``)."""
+        tokens = self._level(now)
+        return tokens if tokens > 0.0 else 0.0
+
+    def has_capacity(self, now: float) -> bool:
+        """True when a request at ``now`` would not wait (a whole token is there)."""
+        return self._level(now) >= 1.0 - EPSILON
+
+    def wait_time(self, now: float, tokens: float = 1.0) -> float:
+        """Seconds from ``now`` until ``tokens`` tokens are there (0: already; inf: more
+        than ``burst``, never). ``wait_time(now, burst)`` is the time to fill up."""
+        level = self._level(now)
+        if level >= tokens - EPSILON:
+            return 0.0
+        if tokens > self._burst + EPSILON:
+            return math.inf
+        return (tokens - level) / self._rate
+
+    def try_take(self, now: float) -> bool:
+        """Take one token at ``now`` if there is one; False (nothing taken) if not."""
+        if self._refill(now) >= 1.0 - EPSILON:
             self._tokens -= 1.0
             self.granted += 1
             return True
         return False
 
-    def tokens(self) -> float:
-        """Tokens available now (0 to ``burst``)."""
-        self._refill(self._clock.now())
-        return max(0.0, self._tokens)
+    def take_up_to(self, now: float, most: int) -> int:
+        """Take every whole token there is at ``now``, at most ``most``; returns how
+        many were taken (a batch grant: one wake-up serves several waiters)."""
+        tokens = self._refill(now)
+        if tokens < 1.0 - EPSILON or most <= 0:
+            return 0
+        count = min(most, int(tokens + EPSILON))
+        self._tokens = tokens - count
+        self.granted += count
+        return count
 
-    def has_capacity(self) -> bool:
-        """True when ``acquire()`` would return without waiting."""
-        return not self._queue and self.tokens() >= 1.0 - 1e-9
+    def retune(self, per_second: float, now: float | None = None) -> None:
+        """Change the sustained rate (the burst stays); for adaptive limits.
 
-    async def acquire(self, deadline: float = math.inf) -> bool:
-        """Wait for this request's turn and token; first come, first served.
-
-        Args:
-            deadline: a clock reading; if the token would come at or after it, stop
-                waiting at the deadline and return False.
-
-        Returns:
-            True once the request may go; False if the deadline came first.
+        Tokens accrued until ``now`` are kept and new ones accrue at the new rate.
+        Without ``now`` (the old signature) the new rate applies from the bucket's
+        latest reading.
         """
-        clock, queue = self._clock, self._queue
-        if not queue and self._take(clock.now()):
-            return True
-        me = _Waiter()
-        queue.append(me)
-        self.waiting += 1
-        try:
-            while not me.granted:
-                if queue[0] is not me:
-                    me.event = anyio.Event()
-                    await me.event.wait()
-                    continue
-                # The head grants every token that has accrued, in queue order, so one
-                # timer wake-up serves a batch at high rates.
-                now = clock.now()
-                self._refill(now)
-                while queue and self._tokens >= 1.0 - 1e-9:
-                    waiter = queue.popleft()
-                    self._tokens -= 1.0
-                    self.granted += 1
-                    waiter.granted = True
-                    if waiter.event is not None and waiter is not me:
-                        waiter.event.set()
-                if me.granted:
-                    break
-                rate = self._rate
-                at = now + (1.0 - self._tokens) / rate
-                # Sleep at least one tick (fewer wake-ups at high rates), but wake while
-                # the bucket is at most half full, so a late wake-up (the event loop's
-                # latency) still finds room for the tokens accrued meanwhile.
-                half = now + (self._burst - self._tokens) / rate / 2.0
-                at = max(at, min(now + TICK, half))
-                if at >= deadline:
-                    await clock.sleep_until(deadline)
-                    if me.granted:
-                        break
-                    return False
-                await clock.sleep_until(at)
-            return True
-        finally:
-            self.waiting -= 1
-            if not me.granted:
-                was_head = queue[0] is me
-                queue.remove(me)
-                if was_head and queue and queue[0].event is not None:
-                    queue[0].event.set()  # the next in line becomes the head
-            elif queue and queue[0].event is not None and queue[0] is not me:
-                queue[0].event.set()  # a new head must take over the timer
+        if not (math.isfinite(per_second) and per_second > 0):
+            raise ValueError(f"a rate must be a finite number > 0, got {per_second!r}")
+        if now is not None:
+            self._refill(now)
+        self._rate = per_second
 
-    async def __aenter__(self) -> None:
-        await self.acquire()
+    def reserve(self, now: float) -> float:
+        """Take the next token, in debt if need be, and return when it may be used
+        (``>= now``). Deprecated-compatible: the GCRA interface of earlier versions."""
+        tokens = self._refill(now)
+        self._tokens = tokens - 1.0
+        self.granted += 1
+        at = now
+        if tokens < 1.0 - EPSILON:  # in debt: the token accrues later
+            at = max(now, self._stamp) + (1.0 - tokens) / self._rate
+        self._last_at = at
+        return at
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
+    def cancel(self, at: float) -> None:
+        """Give back the token ``reserve()`` returned for ``at`` if it is the latest one.
 
-    def __repr__(self) -> str:
-        limit = self._limit
-        return (
-            f"<Limiter {limit.rate:g}/{limit.per:g}s burst={limit.burst} "
-            f"tokens={self.tokens():.2f} waiting={self.waiting} granted={self.granted}>"
-        )
+        Deprecated-compatible, with ``reserve()``. A waiter that gives up returns its
+        slot so the next request is not delayed for nothing; an earlier slot cannot be
+        returned without moving later reservations, so it is simply left unused.
+        """
+        # The latest slot is the one reserve() last returned, or, after a give-back, the
+        # one before it: the moment the count, in debt, climbs back to zero.
+        latest = self._stamp - self._tokens / self._rate
+        if at == self._last_at or math.isclose(latest, at, rel_tol=0.0, abs_tol=1e-9):
+            self._tokens = min(self._burst, self._tokens + 1.0)
+            self._last_at = None
+            self.granted -= 1

@@ -10,16 +10,14 @@ response. A reader signals trouble by raising:
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import json
 import logging
 import math
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
 from ._errors import PollError
+from ._httpdate import parse_http_date
 from ._response import Response, excerpt
 from ._status import JobState, Status
 
@@ -82,40 +80,41 @@ _MAX_UNKNOWN_LOGGED = 100  # distinct unknown state words warned about per reade
 _ERROR_KEYS = ("error", "failMsg", "message")
 
 
-def _epoch(http_date: str) -> float:
-    """Epoch seconds of an HTTP-date; one without a zone (``-0000``) is UTC."""
-    when = email.utils.parsedate_to_datetime(http_date)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return when.timestamp()
+def parse_retry_after(value: str | None, *, now: float, date: str | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait, or None when absent or unusable.
 
+    ``0`` (or a date equal to the reference) is a valid 0 s. A negative delta, a date
+    already past, garbage, NaN and infinity are unusable: None, not 0 s, so the caller
+    applies its own default (the engine's pause on a 429) instead of none at all.
 
-def parse_retry_after(
-    value: str | None, *, date: str | None = None, wallclock: Callable[[], float] = time.time
-) -> float | None:
-    """Seconds a ``Retry-After`` header asks to wait, or None when absent or unreadable.
+    Reads no clock: an HTTP-date is measured against the response's ``Date`` header when
+    it has one (the server's clock), else against ``now``.
 
     Args:
         value: the header's value: delta-seconds or an HTTP-date.
-        date: the response's ``Date`` header, the reference for an HTTP-date (the local
-            wall clock when absent).
-        wallclock: the wall clock for an HTTP-date without a ``Date`` header.
+        now: the current wall-clock time in epoch seconds (the engine passes its
+            clock's wall time), the reference for an HTTP-date without ``Date``.
+        date: the response's ``Date`` header.
     """
+    return _retry_after(value, date, now)
+
+
+def _retry_after(value: str | None, date: str | None, now: float | None) -> float | None:
+    """``parse_retry_after``; with ``now`` None an HTTP-date without ``Date`` is None."""
     if value is None:
         return None
     value = value.strip()
     try:
         seconds = float(value)
     except ValueError:
-        try:
-            when = _epoch(value)
-            ref = _epoch(date) if date else wallclock()
-        except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        when = parse_http_date(value)
+        ref = parse_http_date(date) if date else now
+        if when is None or ref is None:
             return None
         seconds = when - ref
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
+    if not (math.isfinite(seconds) and seconds >= 0.0):
+        return None  # garbage, NaN, infinity, a negative delta or a date already past
+    return seconds + 0.0  # -0.0 reads as 0.0
 
 
 def number(value: Any) -> float | None:
@@ -242,9 +241,15 @@ def unknown_state(
 
 
 def retry_after_of(response: Response) -> float | None:
-    """Seconds the response's ``Retry-After`` header asks to wait, or None."""
+    """Seconds the response's ``Retry-After`` header asks to wait, or None.
+
+    A reader is a pure function of the response and reads no clock, so an HTTP-date is
+    measured against the response's ``Date`` header only; without one it gives None
+    here. The engine reads the same header itself against its clock's wall time
+    (``_policy.header_hint``) and waits for the longer of the two hints.
+    """
     headers = response.headers
-    return parse_retry_after(headers.get("retry-after"), date=headers.get("date"))
+    return _retry_after(headers.get("retry-after"), headers.get("date"), None)
 
 
 class DefaultReader:

@@ -12,21 +12,21 @@ Requests outside the schedule (create, remote cancel, read-now) share one path,
 
 from __future__ import annotations
 
-import datetime
-import email.utils
+import functools
 import logging
 import math
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import anyio
 
-from ._clock import Clock
-from ._hosts import HostGate, parse_budget
-from ._policy import Pacing, header_hint
-from ._ratelimit import Limiter, RateLimit
+from ._clock import Clock, wall_time_of
+from ._hosts import HostGate
+from ._httpdate import parse_http_date
+from ._limiter import Limiter
+from ._policy import Pacing, header_hint, parse_budget
+from ._ratelimit import RateLimit
 from ._response import Response
 from ._transport import Transport, TransportFailure
 
@@ -110,13 +110,13 @@ class Sender:
         self._request_timeout = request_timeout
         self._gates: dict[str, HostGate] = {}  # host -> admission and back-pressure
         self._warned: set[str] = set()  # hosts whose absurd hints were logged
-        wall = getattr(clock, "wall", None)
-        self._wall: Callable[[], float] = wall if callable(wall) else time.time
+        self._wall = wall_time_of(clock)
         self.requests = 0  # requests sent, every kind
 
     def rebind(self, clock: Clock) -> None:
         """Use ``clock`` (the running loop's) from now on; before any request."""
         self.clock = clock
+        self._wall = wall_time_of(clock)
         if self.limiter is not None:
             self.limiter = Limiter(self.limiter.limit, clock)
 
@@ -163,7 +163,8 @@ class Sender:
         if code < 400 and gate is not None and self._pacing_headers.isdisjoint(headers):
             gate.on_healthy(self.clock.now())  # the common case: no hint, no budget
             return None
-        hint = header_hint(headers, self._hint_headers, date=headers.get("date"))
+        date = headers.get("date")
+        hint = header_hint(headers, self._hint_headers, wall_now=self._wall(), date=date)
         cap = self._pacing.max_retry_after
         if hint is not None and hint > cap:
             host = host_of(url)
@@ -183,7 +184,8 @@ class Sender:
             gate.on_throttled(now, DEFAULT_THROTTLE_PAUSE if hint is None else hint)
         elif code < 400:
             gate.on_healthy(now)
-        budget = parse_budget(headers, _server_wall_clock(headers.get("date")))
+        # An epoch reset is read against the server's own clock, its Date header.
+        budget = parse_budget(headers, functools.partial(parse_http_date, date))
         if budget is not None:
             remaining, reset = budget
             gate.on_budget(now, remaining, min(reset, cap))
@@ -243,20 +245,3 @@ class Sender:
     def gates(self) -> Mapping[str, HostGate]:
         """Every host's gate, by host name."""
         return self._gates
-
-
-def _server_wall_clock(date: str | None) -> Callable[[], float | None]:
-    """The epoch seconds of an HTTP ``Date`` header: the server's clock, never ours."""
-
-    def read() -> float | None:
-        if not date:
-            return None
-        try:
-            when = email.utils.parsedate_to_datetime(date)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=datetime.timezone.utc)
-        return when.timestamp()
-
-    return read

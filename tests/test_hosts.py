@@ -1,4 +1,5 @@
-"""Tests for ``asyncpoll._hosts``: the per-host gate (cool-down, AIMD rate, budgets).
+"""Tests for ``asyncpoll._hosts``: the per-host gate (cool-down, AIMD rate, budgets), and
+the engine's feedback into it.
 
 The arithmetic tests drive ``on_throttled``/``on_healthy``/``on_budget`` with clock
 readings by hand (a ``ManualClock`` that is never slept on); the ``wait()`` tests run
@@ -9,12 +10,16 @@ are chosen so that every figure is exact in binary floating point.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import anyio
+import httpx
 import pytest
+from conftest import FakeJobAPI, job, rel
 
+import asyncpoll
 from asyncpoll import AnyioClock, RateLimit
-from asyncpoll._hosts import MIN_RATE, RECOVERY, HostGate, parse_budget
+from asyncpoll._hosts import MIN_RATE, RECOVERY, HostGate
 
 
 class ManualClock:
@@ -410,81 +415,115 @@ async def test_budget_cap_on_a_configured_gate_ends_at_the_reset() -> None:
     assert await _wait_times(gate, 3) == [5.0, 5.125, 5.25]
 
 
-# --- parse_budget --------------------------------------------------------------------
+# --- through the engine ----------------------------------------------------------------
+
+#: Epoch seconds of "Wed, 21 Oct 2015 07:28:00 GMT".
+WALL_2015 = 1445412480.0
 
 
+class WallClock:
+    """The event loop's (virtual) clock, with a wall clock that starts at WALL_2015."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep_until(self, deadline: float) -> None:
+        await anyio.sleep_until(deadline)
+
+    def wall(self) -> float:
+        return WALL_2015 + anyio.current_time()
+
+
+def _engine(api: FakeJobAPI, **options: Any) -> asyncpoll.TaskPoller:
+    options.setdefault("schedule", asyncpoll.fixed(1.0))
+    options.setdefault("retry_schedule", asyncpoll.fixed(0.25))
+    return asyncpoll.TaskPoller("/jobs/{job_id}", client=api.client(), **options)
+
+
+@pytest.mark.anyio
+async def test_engine_measures_an_http_date_retry_after_by_the_clock_s_wall(
+    api: FakeJobAPI,
+) -> None:
+    """A 429 whose Retry-After is an HTTP-date, with no Date header, pauses the host until
+    that date on the poller's clock's wall(): the engine never reads time.time() for it."""
+    throttled = httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:03 GMT"})
+    api.script("a", throttled, job("done", result=1))
+    api.script("b", job("done", result=2))
+    t0 = anyio.current_time()
+    async with _engine(api, clock=WallClock()) as p:
+        a = p.add("a")
+        await anyio.sleep(0.5)
+        b = p.add("b")
+        assert await p.gather(a, b) == [1, 2]
+    assert rel(api.times("a"), t0) == [0.0, 3.0]
+    assert rel(api.times("b"), t0) == [3.0]  # the host's pause holds every job
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("headers", "wall_now", "budget"),
+    ("headers", "times_a", "times_b"),
     [
-        ({"ratelimit-remaining": "10", "ratelimit-reset": "30"}, None, (10, 30.0)),
-        ({"x-ratelimit-remaining": "10", "x-ratelimit-reset": "30"}, None, (10, 30.0)),
-        ({"ratelimit-remaining": "0", "ratelimit-reset": "1.5"}, None, (0, 1.5)),
-        ({"ratelimit-remaining": " 7 ", "ratelimit-reset": " 2 "}, None, (7, 2.0)),
-        ({"ratelimit-remaining": "4.9", "ratelimit-reset": "2"}, None, (4, 2.0)),
-        ({"ratelimit-remaining": "5, 50", "ratelimit-reset": "3, 60"}, None, (5, 3.0)),
+        # Unusable hints: the documented default pause of DEFAULT_THROTTLE_PAUSE (1 s).
+        ({"Retry-After": "-5"}, [0.0, 1.0], [1.0]),
+        ({"Retry-After": "-0.001"}, [0.0, 1.0], [1.0]),
         (
             {
-                "ratelimit-remaining": "10",
-                "ratelimit-reset": "30",
-                "x-ratelimit-remaining": "99",
-                "x-ratelimit-reset": "5",
+                "Retry-After": "Wed, 21 Oct 2015 07:27:00 GMT",
+                "Date": "Wed, 21 Oct 2015 07:28:00 GMT",
             },
-            None,
-            (10, 30.0),
+            [0.0, 1.0],
+            [1.0],
         ),
-        (
-            {"ratelimit-remaining": "10", "x-ratelimit-remaining": "99", "x-ratelimit-reset": "5"},
-            None,
-            (99, 5.0),
-        ),
-        (
-            {"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1700000060"},
-            1700000000.0,
-            (3, 60.0),
-        ),
-        (
-            {"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1700000000.5"},
-            1700000000.0,
-            (3, 0.5),
-        ),
-        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1000000000"}, None, (3, 1e9)),
+        ({"Retry-After-Ms": "-100"}, [0.0, 1.0], [1.0]),
+        ({"Retry-After": "soon"}, [0.0, 1.0], [1.0]),
+        # Retry-After: 0 is a valid hint of no pause: the retry schedule alone decides.
+        ({"Retry-After": "0"}, [0.0, 0.25], [0.5]),
     ],
 )
-def test_parse_budget(
-    headers: dict[str, str], wall_now: float | None, budget: tuple[int, float]
+async def test_engine_429_with_an_unusable_hint_pauses_the_host_by_default(
+    api: FakeJobAPI, headers: dict[str, str], times_a: list[float], times_b: list[float]
 ) -> None:
-    """RateLimit-* (first) or X-RateLimit-* give (remaining, seconds until the reset)."""
-    assert parse_budget(headers, wall_now) == budget
+    """A 429 whose hint is unusable (negative, a past date, garbage) pauses its host for
+    the default 1.0 s, exactly as a 429 with no hint does, instead of not at all."""
+    assert asyncpoll._send.DEFAULT_THROTTLE_PAUSE == 1.0
+    api.script("a", httpx.Response(429, headers=headers), job("done", result=1))
+    api.script("b", job("done", result=2))
+    t0 = anyio.current_time()
+    async with _engine(api) as p:
+        a = p.add("a")
+        await anyio.sleep(0.5)
+        b = p.add("b")
+        assert await p.gather(a, b) == [1, 2]
+    assert rel(api.times("a"), t0) == times_a
+    assert rel(api.times("b"), t0) == times_b
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("headers", "wall_now"),
+    ("date", "times_b"),
     [
-        ({}, None),
-        ({"ratelimit-remaining": "10"}, None),
-        ({"ratelimit-reset": "10"}, None),
-        ({"ratelimit-remaining": "10", "x-ratelimit-reset": "10"}, None),
-        ({"ratelimit-remaining": "many", "ratelimit-reset": "30"}, None),
-        ({"ratelimit-remaining": "10", "ratelimit-reset": "soon"}, None),
-        ({"ratelimit-remaining": "", "ratelimit-reset": "30"}, None),
-        ({"ratelimit-remaining": "nan", "ratelimit-reset": "30"}, None),
-        ({"ratelimit-remaining": "10", "ratelimit-reset": "nan"}, None),
-        ({"ratelimit-remaining": "10", "ratelimit-reset": "inf"}, None),
-        ({"ratelimit-remaining": "10", "ratelimit-reset": "inf"}, 1700000000.0),
-        ({"ratelimit-remaining": "-1", "ratelimit-reset": "30"}, None),
-        ({"ratelimit-remaining": "10", "ratelimit-reset": "0"}, None),
-        ({"ratelimit-remaining": "10", "ratelimit-reset": "-5"}, None),
-        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1700000060"}, None),
-        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1699999990"}, 1700000000.0),
-        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1700000000"}, 1700000000.0),
+        # Measured against the response's Date: the budget is spent for 2 s.
+        ("Wed, 21 Oct 2015 07:28:00 GMT", [2.0]),
+        # No Date: an epoch reset cannot be read against the server's clock; ignored.
+        (None, [0.5]),
     ],
 )
-def test_parse_budget_garbage_is_none(headers: dict[str, str], wall_now: float | None) -> None:
-    """Missing halves, unreadable numbers, negative budgets and past resets give None."""
-    assert parse_budget(headers, wall_now) is None
-
-
-@pytest.mark.parametrize("remaining", ["inf", "1e999", "-inf"])
-def test_parse_budget_infinite_remaining_is_none(remaining: str) -> None:
-    """An infinite remaining count is garbage too: None, not an exception."""
-    assert parse_budget({"ratelimit-remaining": remaining, "ratelimit-reset": "30"}, None) is None
+async def test_engine_reads_an_epoch_ratelimit_reset_against_date_only(
+    api: FakeJobAPI, date: str | None, times_b: list[float]
+) -> None:
+    """RateLimit-Reset as epoch seconds is measured against the response's Date (the
+    server's clock), never against our wall clock (here WallClock, 2015-10-21 07:28:00 at
+    t=0, and time.time() far later), and ignored without a Date."""
+    headers = {"RateLimit-Remaining": "0", "RateLimit-Reset": str(int(WALL_2015) + 2)}
+    if date is not None:
+        headers["Date"] = date
+    api.script("a", httpx.Response(200, json={"status": "done", "result": 1}, headers=headers))
+    api.script("b", job("done", result=2))
+    t0 = anyio.current_time()
+    async with _engine(api, clock=WallClock()) as p:
+        a = p.add("a")
+        await anyio.sleep(0.5)
+        b = p.add("b")
+        assert await p.gather(a, b) == [1, 2]
+    assert rel(api.times("a"), t0) == [0.0]
+    assert rel(api.times("b"), t0) == times_b

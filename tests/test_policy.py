@@ -5,13 +5,21 @@ from __future__ import annotations
 import math
 import random
 import re
+import time
 from typing import Any
 
 import attrs
 import pytest
 
 from asyncpoll import backoff, fixed
-from asyncpoll._policy import Pacing, Verdict, checked_delay, classify, header_hint, next_delay
+from asyncpoll._policy import (
+    Pacing,
+    Verdict,
+    checked_delay,
+    classify,
+    header_hint,
+    parse_budget,
+)
 
 
 def _exactly(message: str) -> str:
@@ -97,7 +105,7 @@ DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
 )
 def test_header_hint(headers: dict[str, str], custom: tuple[str, ...], hint: float | None) -> None:
     """Custom headers first, in order, then retry-after-ms, then Retry-After; -ms is ms."""
-    assert header_hint(headers, custom) == hint
+    assert header_hint(headers, custom, wall_now=0.0) == hint
 
 
 @pytest.mark.parametrize(
@@ -114,15 +122,30 @@ def test_header_hint(headers: dict[str, str], custom: tuple[str, ...], hint: flo
         ({"retry-after": ""}, None),
         ({"retry-after": "nan"}, None),
         ({"retry-after": "inf"}, None),
-        ({"retry-after": "-5"}, 0.0),
+        ({"retry-after": "-5"}, None),
+        ({"retry-after": "-0.001"}, None),
+        ({"retry-after": "-inf"}, None),
+        ({"retry-after": "-0"}, 0.0),
         ({"retry-after": "Wed, 99 Foo 2015 07:28:30 GMT"}, None),
+        ({"retry-after-ms": "-100"}, None),
+        ({"retry-after-ms": "nan"}, None),
+        ({"x-poll-after": "-5"}, None),
+        ({"x-poll-after": "0", "retry-after": "7"}, 0.0),
+        ({"retry-after-ms": "0", "retry-after": "7"}, 0.0),
     ],
 )
 def test_header_hint_ignores_garbage_and_negatives(
     headers: dict[str, str], hint: float | None
 ) -> None:
-    """Unreadable, infinite and negative values are skipped (a negative Retry-After means 0)."""
-    assert header_hint(headers, ("x-poll-after",)) == hint
+    """Unreadable, infinite and negative values are unusable: skipped, None if nothing else.
+
+    A negative Retry-After is no hint (None), not a wait of 0 s; 0 itself is a valid 0 s.
+    """
+    assert header_hint(headers, ("x-poll-after",), wall_now=0.0) == hint
+
+
+#: Epoch seconds of DATE, as a caller's wall clock would read it.
+WALL = 1445412480.0
 
 
 @pytest.mark.parametrize(
@@ -131,14 +154,127 @@ def test_header_hint_ignores_garbage_and_negatives(
         ("Wed, 21 Oct 2015 07:28:30 GMT", DATE, 30.0),
         ("Wed, 21 Oct 2015 08:28:00 GMT", DATE, 3600.0),
         ("Wed, 21 Oct 2015 07:28:00 GMT", DATE, 0.0),
-        ("Wed, 21 Oct 2015 07:27:00 GMT", DATE, 0.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", DATE, None),
+        ("Wed, 21 Oct 2015 07:27:59 GMT", DATE, None),
         ("Wed, 21 Oct 2015 07:28:30 GMT", "garbage", None),
-        ("Sun, 06 Nov 1994 08:49:37 GMT", None, 0.0),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", None, None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None, 0.0),
     ],
 )
 def test_header_hint_http_date(retry_after: str, date: str | None, hint: float | None) -> None:
-    """An HTTP-date Retry-After counts from the Date header (a past date means no wait)."""
-    assert header_hint({"retry-after": retry_after}, date=date) == hint
+    """An HTTP-date Retry-After counts from the Date header, else from wall_now; a date
+    already past is no hint (None), a date equal to the reference is 0 s."""
+    assert header_hint({"retry-after": retry_after}, wall_now=WALL, date=date) == hint
+
+
+@pytest.mark.parametrize(
+    ("date", "wall_now", "hint"),
+    [
+        (None, WALL, 30.0),
+        (None, WALL + 20.0, 10.0),
+        ("", WALL + 20.0, 10.0),  # an empty Date header is no Date header
+        (DATE, WALL + 20.0, 30.0),  # the server's Date wins over our wall clock
+        (DATE, 0.0, 30.0),
+    ],
+)
+def test_header_hint_http_date_without_date_counts_from_wall_now(
+    date: str | None, wall_now: float, hint: float
+) -> None:
+    """Without a Date header an HTTP-date is measured against the wall time given."""
+    headers = {"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}
+    assert header_hint(headers, wall_now=wall_now, date=date) == hint
+
+
+def test_header_hint_reads_no_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """header_hint never reads the wall clock itself: only the wall_now it is given."""
+
+    def no_clock() -> float:
+        raise AssertionError("policy read the wall clock")
+
+    monkeypatch.setattr(time, "time", no_clock)
+    headers = {"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}
+    assert header_hint(headers, wall_now=WALL) == 30.0
+    assert header_hint({"retry-after": "4"}, wall_now=WALL) == 4.0
+
+
+# --- parse_budget --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "wall_now", "budget"),
+    [
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "30"}, None, (10, 30.0)),
+        ({"x-ratelimit-remaining": "10", "x-ratelimit-reset": "30"}, None, (10, 30.0)),
+        ({"ratelimit-remaining": "0", "ratelimit-reset": "1.5"}, None, (0, 1.5)),
+        ({"ratelimit-remaining": " 7 ", "ratelimit-reset": " 2 "}, None, (7, 2.0)),
+        ({"ratelimit-remaining": "4.9", "ratelimit-reset": "2"}, None, (4, 2.0)),
+        ({"ratelimit-remaining": "5, 50", "ratelimit-reset": "3, 60"}, None, (5, 3.0)),
+        (
+            {
+                "ratelimit-remaining": "10",
+                "ratelimit-reset": "30",
+                "x-ratelimit-remaining": "99",
+                "x-ratelimit-reset": "5",
+            },
+            None,
+            (10, 30.0),
+        ),
+        (
+            {"ratelimit-remaining": "10", "x-ratelimit-remaining": "99", "x-ratelimit-reset": "5"},
+            None,
+            (99, 5.0),
+        ),
+        (
+            {"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1700000060"},
+            1700000000.0,
+            (3, 60.0),
+        ),
+        (
+            {"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1700000000.5"},
+            1700000000.0,
+            (3, 0.5),
+        ),
+        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1000000000"}, None, (3, 1e9)),
+    ],
+)
+def test_parse_budget(
+    headers: dict[str, str], wall_now: float | None, budget: tuple[int, float]
+) -> None:
+    """RateLimit-* (first) or X-RateLimit-* give (remaining, seconds until the reset)."""
+    assert parse_budget(headers, wall_now) == budget
+
+
+@pytest.mark.parametrize(
+    ("headers", "wall_now"),
+    [
+        ({}, None),
+        ({"ratelimit-remaining": "10"}, None),
+        ({"ratelimit-reset": "10"}, None),
+        ({"ratelimit-remaining": "10", "x-ratelimit-reset": "10"}, None),
+        ({"ratelimit-remaining": "many", "ratelimit-reset": "30"}, None),
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "soon"}, None),
+        ({"ratelimit-remaining": "", "ratelimit-reset": "30"}, None),
+        ({"ratelimit-remaining": "nan", "ratelimit-reset": "30"}, None),
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "nan"}, None),
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "inf"}, None),
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "inf"}, 1700000000.0),
+        ({"ratelimit-remaining": "-1", "ratelimit-reset": "30"}, None),
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "0"}, None),
+        ({"ratelimit-remaining": "10", "ratelimit-reset": "-5"}, None),
+        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1700000060"}, None),
+        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1699999990"}, 1700000000.0),
+        ({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1700000000"}, 1700000000.0),
+    ],
+)
+def test_parse_budget_garbage_is_none(headers: dict[str, str], wall_now: float | None) -> None:
+    """Missing halves, unreadable numbers, negative budgets and past resets give None."""
+    assert parse_budget(headers, wall_now) is None
+
+
+@pytest.mark.parametrize("remaining", ["inf", "1e999", "-inf"])
+def test_parse_budget_infinite_remaining_is_none(remaining: str) -> None:
+    """An infinite remaining count is garbage too: None, not an exception."""
+    assert parse_budget({"ratelimit-remaining": remaining, "ratelimit-reset": "30"}, None) is None
 
 
 # --- Pacing --------------------------------------------------------------------------
@@ -183,7 +319,7 @@ def test_pacing_defaults() -> None:
     assert Pacing() == Pacing(0.0, math.inf, 300.0)
 
 
-# --- checked_delay and next_delay ----------------------------------------------------
+# --- checked_delay -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -229,41 +365,19 @@ def test_checked_delay_refuses_bad_delays(value: Any, shown: str) -> None:
         checked_delay(schedule, 3, random.Random(0))
 
 
-@pytest.mark.parametrize(
-    ("n", "hint", "delay"),
-    [
-        (0, None, 0.0),
-        (1, None, 1.0),
-        (4, None, 8.0),
-        (9, None, 30.0),
-        (4, 2.0, 8.0),
-        (4, 8.0, 8.0),
-        (4, 12.5, 12.5),
-        (0, 3.0, 3.0),
-        (9, 0.0, 30.0),
-        (9, 45.0, 45.0),
-    ],
-)
-def test_next_delay(n: int, hint: float | None, delay: float) -> None:
-    """The schedule's delay, raised to the server's hint when the hint is longer."""
-    schedule = backoff(initial=1.0, factor=2.0, max=30.0, jitter=0.0)
-    assert next_delay(schedule, n, hint, random.Random(0)) == delay
-
-
-def test_next_delay_uses_the_given_rng() -> None:
+def test_checked_delay_uses_the_given_rng() -> None:
     """Jitter draws from the rng passed in, so a seeded rng gives the schedule's own figure."""
     schedule = backoff(initial=4.0, factor=2.0, max=60.0, jitter=0.5)
     expected = schedule.delay(3, random.Random(1234))
-    assert next_delay(schedule, 3, None, random.Random(1234)) == expected
+    assert checked_delay(schedule, 3, random.Random(1234)) == expected
     assert expected != 16.0
     assert 8.0 <= expected <= 24.0
 
 
-def test_next_delay_refuses_a_bad_schedule_even_with_a_hint() -> None:
-    """A bad schedule delay raises even when a hint would have covered it."""
-    message = (
-        "schedule Constant(value=-1.0) returned -1.0 for n=2; a delay must be a number of "
-        "seconds >= 0"
-    )
-    with pytest.raises(ValueError, match=_exactly(message)):
-        next_delay(Constant(-1.0), 2, 5.0, random.Random(0))
+def test_next_delay_is_gone() -> None:
+    """The unused ``next_delay`` is removed: ``Pacing.delay`` is the one place a hint and a
+    schedule delay meet."""
+    from asyncpoll import _policy
+
+    assert not hasattr(_policy, "next_delay")
+    assert "next_delay" not in _policy.__all__

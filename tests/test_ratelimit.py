@@ -1,4 +1,4 @@
-"""Tests for ``asyncpoll._ratelimit``: RateLimit, the GCRA TokenBucket and the async Limiter.
+"""Tests for ``asyncpoll._ratelimit`` (RateLimit, the TokenBucket) and ``_limiter`` (Limiter).
 
 The bucket tests feed clock readings by hand; the Limiter tests run in virtual time on
 asyncio and trio (see conftest.py), so every ``anyio.current_time()`` reading is exact.
@@ -165,7 +165,142 @@ def test_coerce_validates_numbers(value: float, shown: str) -> None:
         RateLimit.coerce(value)
 
 
-# --- TokenBucket: grant times ---------------------------------------------------------
+# --- TokenBucket: tokens counted at send time -------------------------------------------
+
+
+def test_try_take_takes_the_burst_then_refuses() -> None:
+    """A full bucket lets ``burst`` requests go at once, then none until a token accrues."""
+    bucket = TokenBucket(RateLimit(4, burst=3))
+    assert [bucket.try_take(0.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.granted == 3
+    assert bucket.tokens(0.0) == 0.0
+    assert bucket.try_take(0.125) is False
+    assert bucket.try_take(0.25) is True
+    assert bucket.try_take(0.25) is False
+    assert bucket.granted == 4
+
+
+def test_try_take_counts_at_the_moment_of_taking() -> None:
+    """Tokens are counted when requests go: a request that comes late finds what accrued
+    until then, capped at ``burst``, and nothing is owed for the time it did not ask."""
+    bucket = TokenBucket(RateLimit(4, burst=2))
+    assert bucket.try_take(0.0) and bucket.try_take(0.0)
+    assert bucket.tokens(0.375) == 1.5
+    assert bucket.try_take(0.375) is True
+    assert bucket.tokens(0.375) == 0.5
+    assert bucket.tokens(10.0) == 2.0
+    assert [bucket.try_take(10.0) for _ in range(3)] == [True, True, False]
+
+
+def test_take_up_to_grants_a_batch() -> None:
+    """take_up_to takes every whole token there is, at most ``most``, and says how many."""
+    bucket = TokenBucket(RateLimit(4, burst=8))
+    assert bucket.take_up_to(0.0, 3) == 3
+    assert bucket.take_up_to(0.0, 100) == 5
+    assert bucket.take_up_to(0.0, 100) == 0
+    assert bucket.take_up_to(0.625, 100) == 2  # 2.5 tokens accrued: two whole ones
+    assert bucket.tokens(0.625) == 0.5
+    assert bucket.take_up_to(10.0, 0) == 0
+    assert bucket.take_up_to(10.0, -1) == 0
+    assert bucket.granted == 10
+
+
+@pytest.mark.parametrize(
+    ("taken", "now", "tokens", "wait"),
+    [
+        (0, 0.0, 1.0, 0.0),
+        (3, 0.0, 1.0, 0.25),
+        (3, 0.125, 1.0, 0.125),
+        (3, 0.25, 1.0, 0.0),
+        (3, 0.0, 3.0, 0.75),  # until the bucket is full again
+        (3, 0.5, 3.0, 0.25),
+        (3, 0.0, 4.0, math.inf),  # more than burst: never
+        (0, 0.0, 3.0, 0.0),
+    ],
+)
+def test_wait_time(taken: int, now: float, tokens: float, wait: float) -> None:
+    """wait_time(now, n) is the seconds until ``n`` tokens are there (inf above burst)."""
+    bucket = TokenBucket(RateLimit(4, burst=3))
+    assert bucket.take_up_to(0.0, taken) == taken
+    assert bucket.wait_time(now, tokens) == wait
+
+
+def test_queries_do_not_change_the_bucket() -> None:
+    """tokens(), has_capacity() and wait_time() only read: a later reading of an earlier
+    time sees the same count."""
+    bucket = TokenBucket(RateLimit(4, burst=3))
+    bucket.take_up_to(0.0, 3)
+    assert bucket.tokens(5.0) == 3.0
+    assert bucket.has_capacity(5.0)
+    assert bucket.wait_time(5.0) == 0.0
+    assert bucket.tokens(0.125) == 0.5
+    assert bucket.try_take(0.125) is False
+
+
+def test_an_earlier_reading_counts_as_the_latest() -> None:
+    """The bucket's time never goes back: a reading before the latest one refills nothing."""
+    bucket = TokenBucket(RateLimit(4))
+    assert bucket.try_take(10.0) is True
+    assert bucket.tokens(5.0) == 0.0
+    assert bucket.try_take(5.0) is False
+    assert bucket.wait_time(5.0) == 0.25
+
+
+def test_retune_keeps_accrued_tokens_and_changes_the_rate_from_now() -> None:
+    """retune(rate, now): tokens accrued until ``now`` at the old rate are kept, then new
+    ones accrue at the new rate; without ``now``, from the latest reading."""
+    bucket = TokenBucket(RateLimit(4, burst=4))
+    bucket.take_up_to(0.0, 4)
+    bucket.retune(1.0, 0.5)  # 2 tokens accrued at 4/s
+    assert bucket.per_second == 1.0
+    assert bucket.tokens(0.5) == 2.0
+    assert bucket.tokens(1.0) == 2.5  # then 1/s
+    other = TokenBucket(RateLimit(4, burst=4))
+    other.take_up_to(0.0, 4)
+    other.retune(1.0)  # from the latest reading, t=0
+    assert other.tokens(0.5) == 0.5
+
+
+@pytest.mark.parametrize("rate", [0.0, -1.0, math.inf, math.nan])
+def test_retune_refuses_a_bad_rate(rate: float) -> None:
+    """retune() refuses a rate that is not a finite number > 0, changing nothing."""
+    bucket = TokenBucket(RateLimit(4))
+    with pytest.raises(
+        ValueError, match=_exactly(f"a rate must be a finite number > 0, got {rate!r}")
+    ):
+        bucket.retune(rate, 1.0)
+    assert bucket.per_second == 4.0
+
+
+def test_ratelimit_imports_no_event_loop() -> None:
+    """The bucket is pure: importing the values and policy modules loads no anyio, httpx,
+    aiohttp or sniffio."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import asyncpoll._ratelimit, asyncpoll._policy, asyncpoll._reader, asyncpoll._httpdate\n"
+        "import asyncpoll._status, asyncpoll._schedule, asyncpoll._response\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'anyio', 'httpx', 'aiohttp', 'sniffio', 'trio'}))\n"
+    )
+    # Importing asyncpoll._x runs asyncpoll/__init__.py, which loads the engine; so load
+    # the modules from a stub package instead.
+    stub = (
+        "import importlib.util, pathlib, sys, types\n"
+        "spec = importlib.util.find_spec('asyncpoll')\n"
+        "package = types.ModuleType('asyncpoll')\n"
+        "package.__path__ = list(spec.submodule_search_locations)\n"
+        "sys.modules['asyncpoll'] = package\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", stub + code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+# --- TokenBucket: reserve (deprecated-compatible GCRA interface) --------------------------
 
 
 def _reserve(bucket: TokenBucket, now: float, count: int) -> list[float]:
@@ -348,7 +483,35 @@ def test_bucket_saturated_throughput_is_exact(limit: RateLimit) -> None:
     assert grants == pytest.approx(expected, rel=1e-12, abs=1e-12)
 
 
-# --- TokenBucket: cancel ---------------------------------------------------------------
+def _take_late(seed: int, limit: RateLimit, steps: int) -> list[float]:
+    """Drive a bucket as a late-waking limiter would: at pseudo-random readings (often
+    several per token, sometimes far too late), take a pseudo-random batch."""
+    rng = random.Random(seed)
+    bucket = TokenBucket(limit)
+    interval = 1.0 / limit.per_second
+    now = 0.0
+    grants: list[float] = []
+    for _ in range(steps):
+        now += rng.choice([0.0, interval / 7, interval / 2, interval, 5 * interval]) * rng.random()
+        if rng.random() < 0.5:
+            if bucket.try_take(now):
+                grants.append(now)
+        else:
+            grants.extend([now] * bucket.take_up_to(now, rng.randint(0, 2 * limit.burst)))
+    return grants
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("limit", LIMITS, ids=repr)
+def test_send_time_bucket_bounds_every_window(limit: RateLimit, seed: int) -> None:
+    """Taking tokens at send time, however late or batched, keeps every window of t
+    seconds to burst + rate * t grants."""
+    grants = _take_late(seed, limit, steps=1500)
+    assert len(grants) >= 200
+    assert _tightest_window(grants, limit.burst, limit.per_second) >= -1e-9
+
+
+# --- TokenBucket: cancel (deprecated-compatible, with reserve) ---------------------------
 
 
 def test_cancel_latest_waiting_slot_gives_it_back() -> None:
@@ -475,6 +638,26 @@ def test_has_capacity_predicts_whether_reserve_waits(limit: RateLimit) -> None:
 
 def _limiter(limit: RateLimit) -> Limiter:
     return Limiter(limit, AnyioClock())
+
+
+@pytest.mark.anyio
+async def test_limiter_runs_its_token_bucket() -> None:
+    """A Limiter's arithmetic is its TokenBucket's: grants, tokens and retunes are the
+    bucket's own figures."""
+    limiter = _limiter(RateLimit(4, burst=2))
+    bucket = limiter.bucket
+    assert isinstance(bucket, TokenBucket)
+    assert bucket.limit is limiter.limit
+    for _ in range(3):
+        await limiter.acquire()
+    assert anyio.current_time() == 0.25
+    assert bucket.granted == limiter.granted == 3
+    assert bucket.tokens(0.25) == limiter.tokens() == 0.0
+    limiter.retune(2.0)
+    assert bucket.per_second == limiter.per_second == 2.0
+    assert bucket.wait_time(0.25) == 0.5
+    await limiter.acquire()
+    assert anyio.current_time() == 0.75
 
 
 @pytest.mark.anyio
@@ -765,8 +948,65 @@ async def test_limiter_repr_with_period_and_fractional_rate() -> None:
 
 def test_rate_limit_names_are_exported() -> None:
     """The package re-exports RateLimit, TokenBucket and Limiter."""
-    from asyncpoll import _ratelimit
+    from asyncpoll import _limiter, _ratelimit
 
     assert asyncpoll.RateLimit is _ratelimit.RateLimit
     assert asyncpoll.TokenBucket is _ratelimit.TokenBucket
-    assert asyncpoll.Limiter is _ratelimit.Limiter
+    assert asyncpoll.Limiter is _limiter.Limiter
+
+
+# --- Limiter: hand-offs between waiters ----------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_one_wake_up_grants_a_batch_and_wakes_every_granted_waiter() -> None:
+    """The head's one wake-up grants every token that accrued to the waiters in order, and
+    every waiter it granted goes at that very moment: none is left asleep.
+
+    At 4000/s with burst 8 the drained bucket's head sleeps one tick (1 ms, half the time
+    to fill the bucket); four tokens accrue meanwhile, so the first four in the queue all
+    go at 1 ms, and the fifth, the new head, sleeps another tick and goes at 2 ms.
+    """
+    limiter = _limiter(RateLimit(4000, burst=8))
+    assert limiter.bucket.take_up_to(0.0, 8) == 8  # drained at t=0
+    asked: list[int] = []
+    granted: dict[int, float] = {}
+
+    async def waiter(i: int) -> None:
+        asked.append(i)  # acquire() queues up before its first checkpoint
+        assert await limiter.acquire() is True
+        granted[i] = anyio.current_time()
+
+    with anyio.fail_after(1.0):  # virtual seconds: a waiter left asleep fails, never hangs
+        async with anyio.create_task_group() as tg:
+            for i in range(5):
+                tg.start_soon(waiter, i)
+            await anyio.sleep(0.0005)
+            assert limiter.waiting == 5
+    # Waiters woken at one instant may resume in any order (trio shuffles them), so the
+    # times are checked in the order the waiters queued up.
+    assert [granted[i] for i in asked] == [0.001, 0.001, 0.001, 0.001, 0.002]
+    assert limiter.granted == 13
+    assert limiter.waiting == 0
+
+
+@pytest.mark.anyio
+async def test_cancelled_head_waiter_hands_the_timer_to_the_next() -> None:
+    """Cancelling the waiter at the head (the only one asleep on the timer) makes the next
+    one the head: it takes over the timer and goes when the token accrues, and the one
+    behind it a token later."""
+    limiter = _limiter(RateLimit(1))
+    assert await limiter.acquire() is True  # t=0: the bucket is empty until t=1
+    log: dict[str, float] = {}
+    with anyio.fail_after(10.0):  # virtual seconds: a broken hand-off fails, never hangs
+        async with anyio.create_task_group() as tg:
+            head = await tg.start(_cancellable_waiter, limiter, "head", log)
+            await tg.start(_cancellable_waiter, limiter, "next", log)
+            await tg.start(_cancellable_waiter, limiter, "last", log)
+            assert limiter.waiting == 3
+            await anyio.sleep(0.5)
+            head.cancel()
+    assert log == {"next": 1.0, "last": 2.0}
+    assert anyio.current_time() == 2.0
+    assert limiter.granted == 3
+    assert limiter.waiting == 0

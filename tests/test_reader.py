@@ -6,6 +6,7 @@ import datetime
 import json
 import logging
 import re
+import time
 from typing import Any
 
 import attrs
@@ -543,6 +544,10 @@ def test_json_with_nan_or_infinity_is_a_value_error(constant: str) -> None:
 
 # --- Retry-After ---------------------------------------------------------------------
 
+DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
+#: Epoch seconds of DATE.
+WALL = 1445412480.0
+
 
 @pytest.mark.parametrize(
     ("value", "expected"),
@@ -552,32 +557,46 @@ def test_json_with_nan_or_infinity_is_a_value_error(constant: str) -> None:
         (" 30 ", 30.0),
         ("1.5", 1.5),
         ("1e3", 1000.0),
-        ("-5", 0.0),
+        ("-0", 0.0),
     ],
 )
 def test_retry_after_delta_seconds(value: str, expected: float) -> None:
-    """A delta-seconds Retry-After gives that many seconds, never fewer than zero."""
-    assert parse_retry_after(value) == expected
+    """A delta-seconds Retry-After gives that many seconds; 0 is a valid 0 s."""
+    assert parse_retry_after(value, now=WALL) == expected
 
 
 def test_retry_after_http_date_relative_to_date_header() -> None:
     """An HTTP-date Retry-After is measured from the response's Date header."""
     date = "Wed, 21 Oct 2015 07:27:00 GMT"
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", date=date) == 60.0
-    assert parse_retry_after("Wed, 21 Oct 2015 08:27:00 GMT", date=date) == 3600.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", date=date) == 0.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=0.0, date=date) == 60.0
+    assert parse_retry_after("Wed, 21 Oct 2015 08:27:00 GMT", now=0.0, date=date) == 3600.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now=0.0, date=date) == 0.0
 
 
-def test_retry_after_http_date_in_the_past_is_zero() -> None:
-    """An HTTP-date before the Date header means: retry at once (0 s)."""
+def test_retry_after_http_date_in_the_past_is_none() -> None:
+    """An HTTP-date before its reference (Date, else ``now``) is unusable: None, not 0 s."""
     date = "Wed, 21 Oct 2015 07:27:00 GMT"
-    assert parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", date=date) == 0.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now=0.0, date=date) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:26:59 GMT", now=0.0, date=date) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:27:59 GMT", now=WALL) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=WALL) == 0.0
 
 
-def test_retry_after_http_date_without_date_header_uses_the_wall_clock() -> None:
-    """Without a Date header an HTTP-date is measured from the wall clock given."""
+def test_retry_after_http_date_without_date_header_uses_now() -> None:
+    """Without a Date header an HTTP-date is measured from the wall time given as ``now``."""
     now = datetime.datetime(2015, 10, 21, 7, 27, 30, tzinfo=datetime.timezone.utc).timestamp()
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", wallclock=lambda: now) == 30.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=now) == 30.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=now, date="") == 30.0
+
+
+def test_parse_retry_after_reads_no_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """parse_retry_after never reads the wall clock: an HTTP-date needs Date or ``now``."""
+
+    def no_clock() -> float:
+        raise AssertionError("parse_retry_after read the wall clock")
+
+    monkeypatch.setattr(time, "time", no_clock)
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=WALL) == 30.0
 
 
 @pytest.mark.parametrize(
@@ -593,17 +612,20 @@ def test_retry_after_http_date_without_date_header_uses_the_wall_clock() -> None
         "Infinity",
         "nan",
         "1e999",
+        "-1e999",
+        "-5",
+        "-0.5",
         "Wed, 99 Foo 2015 07:28:00 GMT",
     ],
 )
 def test_retry_after_garbage_is_none(value: str | None) -> None:
-    """A missing, unreadable or non-finite Retry-After gives None."""
-    assert parse_retry_after(value, wallclock=lambda: 0.0) is None
+    """A missing, unreadable, non-finite or negative Retry-After gives None."""
+    assert parse_retry_after(value, now=0.0) is None
 
 
 def test_retry_after_http_date_with_unreadable_date_header_is_none() -> None:
     """An HTTP-date cannot be measured against an unreadable Date header, so it gives None."""
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", date="yesterday") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=WALL, date="yesterday") is None
 
 
 def test_reader_fills_retry_after_from_headers_in_any_case() -> None:
@@ -616,16 +638,29 @@ def test_reader_fills_retry_after_from_headers_in_any_case() -> None:
     assert _read({"status": "queued"}, headers={"retry-after": "2"}).retry_after == 2.0
 
 
-def test_reader_retry_after_past_http_date_without_date_header_is_zero() -> None:
-    """A long-past HTTP-date with no Date header reads as 0 s against the real wall clock."""
-    headers = {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}
-    assert _read({"status": "queued"}, headers=headers).retry_after == 0.0
+def test_reader_retry_after_http_date_without_date_header_is_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader reads no clock: an HTTP-date with no Date header to measure it by gives None.
+
+    The engine measures that header itself against its clock's wall time.
+    """
+
+    def no_clock() -> float:
+        raise AssertionError("the reader read the wall clock")
+
+    monkeypatch.setattr(time, "time", no_clock)
+    headers = {"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}
+    assert _read({"status": "queued"}, headers=headers).retry_after is None
+    headers = {"Retry-After": "Wed, 21 Oct 2015 07:28:30 GMT", "Date": DATE}
+    assert _read({"status": "queued"}, headers=headers).retry_after == 30.0
 
 
 def test_reader_without_or_with_bad_retry_after_has_none() -> None:
     """No Retry-After header, or an unreadable one, gives retry_after None."""
     assert _read({"status": "queued"}).retry_after is None
     assert _read({"status": "queued"}, headers={"Retry-After": "later"}).retry_after is None
+    assert _read({"status": "queued"}, headers={"Retry-After": "-5"}).retry_after is None
 
 
 # --- Response and excerpt ------------------------------------------------------------

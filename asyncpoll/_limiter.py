@@ -1,0 +1,152 @@
+"""The async rate limiter the engine awaits: FIFO waiters, one timer, deadlines.
+
+All arithmetic is a ``TokenBucket``'s (``_ratelimit``); this module adds only what
+needs an event loop: the queue of waiters, the head's timer, and deadlines.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ._ratelimit import RateLimit, TokenBucket
+
+if TYPE_CHECKING:
+    from ._clock import Clock
+
+__all__ = ["Limiter"]
+
+#: The shortest sleep of a limiter's head waiter, in seconds (see Limiter.acquire).
+TICK = 0.001
+
+
+class _Waiter:
+    __slots__ = ("event", "granted")
+
+    def __init__(self) -> None:
+        self.event: anyio.Event | None = None  # set when it is granted or becomes the head
+        self.granted = False
+
+
+class Limiter:
+    """The async token bucket every request of a poller (or of a host) passes.
+
+    ``await limiter.acquire()`` returns when the request may go. Tokens are counted at
+    the moments requests actually go (a ``TokenBucket``), so the bound holds for real
+    send times even when the event loop wakes a sleeper late: in any window of ``t``
+    seconds at most ``burst + rate * t`` requests pass. Waiters queue first come, first
+    served; only the one at the head sleeps, on one timer, until its token accrues, and
+    then hands the head to the next, which goes at once if a token is already there.
+    """
+
+    __slots__ = ("_bucket", "_clock", "_queue", "waiting")
+
+    def __init__(self, limit: RateLimit, clock: Clock) -> None:
+        self._bucket = TokenBucket(limit)
+        self._clock = clock
+        self._queue: collections.deque[_Waiter] = collections.deque()
+        self.waiting = 0
+
+    @property
+    def limit(self) -> RateLimit:
+        """The configured ``RateLimit``."""
+        return self._bucket.limit
+
+    @property
+    def bucket(self) -> TokenBucket:
+        """The ``TokenBucket`` whose arithmetic this limiter runs."""
+        return self._bucket
+
+    @property
+    def per_second(self) -> float:
+        """The sustained rate in force, in requests per second."""
+        return self._bucket.per_second
+
+    @property
+    def granted(self) -> int:
+        """Requests let through so far."""
+        return self._bucket.granted
+
+    def retune(self, per_second: float) -> None:
+        """Change the sustained rate from now on (the burst stays); for adaptive limits."""
+        self._bucket.retune(per_second, self._clock.now())
+
+    def tokens(self) -> float:
+        """Tokens available now (0 to ``burst``)."""
+        return self._bucket.tokens(self._clock.now())
+
+    def has_capacity(self) -> bool:
+        """True when ``acquire()`` would return without waiting."""
+        return not self._queue and self._bucket.has_capacity(self._clock.now())
+
+    async def acquire(self, deadline: float = math.inf) -> bool:
+        """Wait for this request's turn and token; first come, first served.
+
+        Args:
+            deadline: a clock reading; if the token would come at or after it, stop
+                waiting at the deadline and return False.
+
+        Returns:
+            True once the request may go; False if the deadline came first.
+        """
+        clock, queue, bucket = self._clock, self._queue, self._bucket
+        if not queue and bucket.try_take(clock.now()):
+            return True
+        me = _Waiter()
+        queue.append(me)
+        self.waiting += 1
+        try:
+            while not me.granted:
+                if queue[0] is not me:
+                    me.event = anyio.Event()
+                    await me.event.wait()
+                    continue
+                # The head grants every token that has accrued, in queue order, so one
+                # timer wake-up serves a batch at high rates.
+                now = clock.now()
+                for _ in range(bucket.take_up_to(now, len(queue))):
+                    waiter = queue.popleft()
+                    waiter.granted = True
+                    if waiter.event is not None and waiter is not me:
+                        waiter.event.set()
+                if me.granted:
+                    break
+                # Sleep until a token accrues, and at least one tick (fewer wake-ups at
+                # high rates), but wake while the bucket is at most half full, so a late
+                # wake-up (the event loop's latency) still finds room for the tokens
+                # accrued meanwhile.
+                wait = bucket.wait_time(now)
+                half = bucket.wait_time(now, float(bucket.limit.burst)) / 2.0
+                at = now + max(wait, min(TICK, half))
+                if at >= deadline:
+                    await clock.sleep_until(deadline)
+                    if me.granted:
+                        break
+                    return False
+                await clock.sleep_until(at)
+            return True
+        finally:
+            self.waiting -= 1
+            if not me.granted:
+                was_head = queue[0] is me
+                queue.remove(me)
+                if was_head and queue and queue[0].event is not None:
+                    queue[0].event.set()  # the next in line becomes the head
+            elif queue and queue[0].event is not None and queue[0] is not me:
+                queue[0].event.set()  # a new head must take over the timer
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        limit = self.limit
+        return (
+            f"<Limiter {limit.rate:g}/{limit.per:g}s burst={limit.burst} "
+            f"tokens={self.tokens():.2f} waiting={self.waiting} granted={self.granted}>"
+        )
