@@ -21,12 +21,13 @@ from ._events import EventKind, JobEvent
 from ._handle import JobHandle
 from ._jsonreader import JsonReader
 from ._limiter import Limiter
-from ._poller import PollerStatistics, TaskPoller, poll, poll_many
+from ._poller import PollerStatistics, TaskPoller
 from ._ratelimit import RateLimit, TokenBucket
 from ._reader import DEFAULT_STATES, DefaultReader, Reader
 from ._record import Submission
 from ._response import Response
 from ._schedule import Backoff, Fixed, Schedule, backoff, fixed
+from ._shortcuts import poll, poll_many
 from ._status import JobState, Status
 
 __version__ = "0.1.0"

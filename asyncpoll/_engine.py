@@ -14,7 +14,6 @@ heap entries and ``max_concurrency`` worker tasks. Every wait goes through one c
 from __future__ import annotations
 
 import collections
-import inspect
 import logging
 import math
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._bus import CallbackRunner, EventBus
+from ._clock import Clock
 from ._decide import (
     Again,
     Answered,
@@ -41,13 +41,15 @@ from ._decide import (
 )
 from ._errors import AsyncPollError, JobCancelled, JobTimeout, PollError
 from ._events import EventKind, JobEvent
+from ._options import Options
+from ._policy import Pacing
+from ._reader import DefaultReader
 from ._record import Submission
 from ._redact import redact_url
 from ._registry import MemoryRegistry
-from ._send import Sender
-from ._status import JobState, Status
-from ._transport import TransportFailure
-from ._urls import same_origin
+from ._send import Sender, call_check
+from ._status import JobState
+from ._transport import Transport, TransportFailure
 
 if TYPE_CHECKING:
     from ._handle import JobHandle
@@ -93,33 +95,49 @@ class Engine:
     """Runs the poll loop for one ``TaskPoller``; the facade owns the public API.
 
     Args:
-        sender: admission, transport and feedback.
-        rules: what ``decide()`` reads.
-        callbacks: the callback runner (a subscriber of every event).
-        max_concurrency: the number of workers.
-        request_timeout: the longest one request may take, or None.
-        max_result_body: the largest result document read, in decoded bytes.
+        options: the poller's validated settings.
+        transport: the transport requests go through.
+        clock: the clock every wait goes through.
     """
 
-    def __init__(
-        self,
-        sender: Sender,
-        rules: Rules,
-        callbacks: CallbackRunner,
-        max_concurrency: int,
-        request_timeout: float | None,
-        max_result_body: int,
-    ) -> None:
-        self.sender = sender
+    def __init__(self, options: Options, transport: Transport, clock: Clock) -> None:
+        pacing = Pacing(
+            float(options.min_interval),
+            math.inf if options.max_interval is None else float(options.max_interval),
+            float(options.max_retry_after),
+        )
+        reader = options.reader if options.reader is not None else DefaultReader()
+        self.sender = sender = Sender(
+            transport,
+            clock,
+            options.poller_limit,
+            options.host_limits,
+            pacing,
+            options.hint_headers,
+            options.request_timeout,
+            options.max_result_body,
+        )
         self.clock = sender.clock
-        self.rules = rules
-        self.callbacks = callbacks
         self.registry = MemoryRegistry()
+        self.rules = Rules(
+            reader=reader,
+            claims=getattr(reader, "claims", None),
+            retry_schedule=options.retry_schedule,
+            pacing=pacing,
+            max_errors=options.max_errors,
+            allowed_origins=options.allowed_origins,
+            fail_on_stall=options.fail_on_stall,
+            status_url=options.status_url,
+            absolute=transport.absolute,
+            follows=self._follows,
+        )
+        self.callbacks = CallbackRunner(
+            options.on_done, options.on_progress, options.on_stall, self.wake_if_idle
+        )
         self.bus = EventBus()
         self.open = False
-        self._max_concurrency = max_concurrency
-        self._request_timeout = request_timeout
-        self.max_result_body = max_result_body
+        self._max_concurrency = options.max_concurrency
+        self._request_timeout = options.request_timeout
         self._loop_time: Callable[[], float] = anyio.current_time
         self.finished: list[JobHandle] = []  # handles in the order they finished
         self.finished_base = 0  # finish number of finished[0]; discard_finished() moves it
@@ -139,6 +157,10 @@ class Engine:
         self._ready_send: MemoryObjectSendStream[JobHandle] | None = None
         self.quiet = False  # no log line per finished job (a summary is logged instead)
         self.remote: Remote | None = None  # requests outside the schedule (set by the facade)
+
+    def _follows(self, job_id: str) -> bool:
+        """Whether a job of that id is in flight (for answers naming another job)."""
+        return self.registry.lookup(job_id) is not None
 
     # ----------------------------------------------------------------- JobOwner: the
     # whole interface a handle uses
@@ -382,7 +404,7 @@ class Engine:
             self.time_out(handle)
             return
         action = record.action
-        url = record.target if action == "poll" else self._url_for(handle)
+        url = record.target if action == "poll" else sender.url_for(record)
         gate = None
         if url is not None:
             if handle._gate_url is url:  # the same URL as last time: its gate too
@@ -416,10 +438,10 @@ class Engine:
                 armed = True
             try:
                 if action == "poll" and handle._check is not None:
-                    outcome = Checked(await self._call_check(handle))
+                    outcome = Checked(await call_check(handle))
                 else:
                     assert url is not None
-                    response = await self._request(handle, action, url)
+                    response = await sender.request_for(record, url)
                     outcome = Answered(response)
             except TransportFailure as exc:
                 _shed(exc)
@@ -538,50 +560,6 @@ class Engine:
         record.changed_at = self.clock.now()
         self.registry.rekey(handle, old, decision.job_id)
         self.push(handle, decision.due)
-
-    def _url_for(self, handle: JobHandle) -> str | None:
-        record = handle._record
-        if record.action == "fetch":
-            return record.fetch_url
-        assert record.create is not None
-        return self.sender.transport.absolute(record.create.url)
-
-    async def _request(self, handle: JobHandle, action: str, url: str) -> Any:
-        """Send the request ``action`` calls for; credentials only to the job's origin."""
-        record, transport = handle._record, self.sender.transport
-        if action == "resubmit":
-            create = record.create
-            assert create is not None
-            return await transport.request(
-                create.method,
-                create.url,
-                json=create.json,
-                data=create.data,
-                content=create.content,
-                headers=create.headers,
-            )
-        origin = record.origin
-        if url is origin:  # the common case, a status URL polled where it was given
-            return await transport.request("GET", url)
-        credentials = url == origin or (origin is not None and same_origin(url, origin))
-        if action == "fetch":
-            return await transport.request(
-                "GET", url, credentials=credentials, max_body=self.max_result_body
-            )
-        return await transport.request("GET", url, credentials=credentials)
-
-    async def _call_check(self, handle: JobHandle) -> Status:
-        assert handle._check is not None
-        outcome = handle._check(handle)
-        if not inspect.isawaitable(outcome):
-            raise PollError(
-                f"check= must be an async callable returning a Status; it returned "
-                f"{type(outcome).__name__} without awaiting"
-            )
-        status = await outcome
-        if not isinstance(status, Status):
-            raise PollError(f"check= returned {type(status).__name__}, not an asyncpoll.Status")
-        return status
 
     def _interrupted(self, handle: JobHandle) -> None:
         """A poll was cut short by its worker's cancel scope: say why, to the job."""

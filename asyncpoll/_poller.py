@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import enum
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote
 
 import anyio
-import attrs
 
-from ._bus import DEFAULT_EVENT_BUFFER, CallbackRunner, EventStream
+from ._ascompleted import AsCompleted, PollerStatistics
+from ._bus import DEFAULT_EVENT_BUFFER, EventStream
 from ._clock import AnyioClock, Clock
-from ._decide import Rules
 from ._engine import Engine
 from ._handle import Callback, Check, JobHandle
 from ._options import (
@@ -38,18 +36,16 @@ from ._options import (
     check_seconds,
     job_key,
 )
-from ._policy import Pacing, checked_delay
+from ._policy import checked_delay
 from ._ratelimit import RateLimit
-from ._reader import DefaultReader, Reader
+from ._reader import Reader
 from ._record import JobRecord
 from ._redact import redact_headers, redact_url
 from ._remote import Remote, create_request
 from ._schedule import Schedule
-from ._send import Sender
-from ._status import JobState
 from ._transport import DEFAULT_MAX_BODY, Transport, make_transport
 
-__all__ = ["AsCompleted", "PollerStatistics", "TaskPoller", "poll", "poll_many"]
+__all__ = ["AsCompleted", "PollerStatistics", "TaskPoller"]
 
 logger = logging.getLogger("asyncpoll")
 
@@ -67,29 +63,6 @@ class _Lifecycle(enum.Enum):
     SHUTTING_DOWN = "shutting down"
     CLOSING = "closing"
     CLOSED = "closed"
-
-
-@attrs.frozen
-class PollerStatistics:
-    """A snapshot of a poller's counters, from ``TaskPoller.statistics()``.
-
-    Attributes:
-        active: jobs in flight.
-        finished: jobs that reached a terminal state, by state.
-        requests: status requests made (``check=`` calls included).
-        transient_errors: status requests that failed and were retried or counted.
-        throttled: 429 responses received.
-        callback_errors: callbacks that raised.
-        waiting_for_rate_limit: requests waiting for a rate-limit slot right now.
-    """
-
-    active: int
-    finished: Mapping[JobState, int]
-    requests: int
-    transient_errors: int
-    throttled: int
-    callback_errors: int
-    waiting_for_rate_limit: int
 
 
 class TaskPoller:
@@ -242,54 +215,12 @@ class TaskPoller:
             max_body=options.max_body,
             secret_headers=options.secret_headers,
         )
-        pacing = Pacing(
-            float(options.min_interval),
-            math.inf if options.max_interval is None else float(options.max_interval),
-            float(options.max_retry_after),
-        )
-        self._reader: Reader = options.reader if options.reader is not None else DefaultReader()
-        sender = Sender(
-            self._transport,
-            self._clock,
-            options.poller_limit,
-            options.host_limits,
-            pacing,
-            options.hint_headers,
-            options.request_timeout,
-        )
-        self._engine = engine = Engine(
-            sender,
-            self._rules(pacing),
-            CallbackRunner(on_done, on_progress, on_stall, self._wake_if_idle),
-            options.max_concurrency,
-            options.request_timeout,
-            options.max_result_body,
-        )
+        self._engine = engine = Engine(options, self._transport, self._clock)
+        self._reader: Reader = engine.rules.reader
         self._remote = Remote(engine, options)
         engine.remote = self._remote
         self._lifecycle = _Lifecycle.UNOPENED
         self._tg: anyio.abc.TaskGroup | None = None
-
-    def _rules(self, pacing: Pacing) -> Rules:
-        options = self._options
-        return Rules(
-            reader=self._reader,
-            claims=getattr(self._reader, "claims", None),
-            retry_schedule=options.retry_schedule,
-            pacing=pacing,
-            max_errors=options.max_errors,
-            allowed_origins=options.allowed_origins,
-            fail_on_stall=options.fail_on_stall,
-            status_url=options.status_url,
-            absolute=self._transport.absolute,
-            follows=self._follows,
-        )
-
-    def _follows(self, job_id: str) -> bool:
-        return self._engine.registry.lookup(job_id) is not None
-
-    def _wake_if_idle(self) -> None:
-        self._engine.wake_if_idle()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -697,82 +628,3 @@ class TaskPoller:
         if engine.sender.limiter is not None:
             parts.append(repr(engine.sender.limiter))
         return " ".join(parts) + ">"
-
-
-class AsCompleted:
-    """The async iterator ``TaskPoller.as_completed()`` returns."""
-
-    __slots__ = ("_engine", "_index", "_pending", "_skipped")
-
-    def __init__(self, engine: Engine, wanted: set[JobHandle] | None) -> None:
-        self._engine = engine
-        self._pending = wanted  # chosen handles not yielded yet; None: every job
-        self._index = 0  # the next finish number to look at (below the base: catch up)
-        self._skipped: list[JobHandle] = []  # chosen handles that discard_finished() dropped
-
-    def __aiter__(self) -> AsCompleted:
-        return self
-
-    async def __anext__(self) -> JobHandle:
-        engine, pending = self._engine, self._pending
-        while True:
-            if self._index < engine.finished_base:
-                self._catch_up()
-            if self._skipped:
-                return self._skipped.pop()
-            finished = engine.finished
-            while (i := self._index - engine.finished_base) < len(finished):
-                handle = finished[i]
-                self._index += 1
-                if pending is None:
-                    return handle
-                if handle in pending:
-                    pending.discard(handle)
-                    return handle
-            # Following every job, stop once none is in flight and no callback that might
-            # add one is pending.
-            if not pending if pending is not None else engine.idle():
-                raise StopAsyncIteration
-            await engine.wait_for_finish()
-
-    def _catch_up(self) -> None:
-        """discard_finished() dropped handles this iterator had not reached."""
-        base = self._engine.finished_base
-        if self._pending is not None:
-            missed = [h for h in self._pending if 0 <= h._finish_seq < base]
-            missed.sort(key=lambda h: h._finish_seq, reverse=True)  # popped from the end
-            self._pending.difference_update(missed)
-            self._skipped.extend(missed)
-        self._index = base
-
-
-async def poll(url: str, **options: Any) -> Any:
-    """Poll one job at ``url`` until it finishes and return its result.
-
-    ``options`` are ``TaskPoller``'s keyword arguments (``headers=``, ``schedule=``,
-    ``timeout=``, ...). Raises what awaiting the job's handle raises.
-    """
-    async with TaskPoller(**options) as poller:
-        # The URL is the job's id; redacted, so errors and logs never show a credential.
-        return await poller.add(redact_url(url), url=url)
-
-
-async def poll_many(
-    job_ids: Iterable[str],
-    *,
-    status_url: str,
-    return_exceptions: bool = False,
-    **options: Any,
-) -> list[Any]:
-    """Poll many jobs on one poller; return their results in the order given.
-
-    Args:
-        job_ids: the jobs' ids, filled into ``status_url``.
-        status_url: a URL template with ``{job_id}``.
-        return_exceptions: put each failed job's exception in its place instead of
-            raising the first failure (which cancels the others).
-        options: ``TaskPoller``'s other keyword arguments.
-    """
-    async with TaskPoller(status_url, **options) as poller:
-        handles = [poller.add(job_id) for job_id in job_ids]
-        return await poller.gather(*handles, return_exceptions=return_exceptions)

@@ -17,7 +17,7 @@ from ._options import Options
 from ._record import Submission
 from ._redact import redact_url
 from ._response import Response, excerpt
-from ._send import SendFailed
+from ._send import SendFailed, call_check
 from ._status import JobState, Status
 from ._submit import CreateRequest
 from ._urls import same_origin
@@ -200,7 +200,7 @@ class Remote:
         engine = self._engine
         if handle._check is not None:
             try:
-                return await engine._call_check(handle)
+                return await call_check(handle)
             except Exception:
                 return None
         record = handle._record

@@ -13,24 +13,39 @@ Requests outside the schedule (create, remote cancel, read-now) share one path,
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import anyio
 
 from ._clock import Clock, wall_time_of
+from ._errors import PollError
 from ._hosts import HostGate
 from ._httpdate import parse_http_date
 from ._limiter import Limiter
 from ._policy import Pacing, header_hint, parse_budget
 from ._ratelimit import RateLimit
+from ._record import JobRecord
 from ._response import Response
+from ._status import Status
 from ._transport import Transport, TransportFailure
+from ._urls import same_origin
 
-__all__ = ["DEFAULT_THROTTLE_PAUSE", "PACING_HEADERS", "SendFailed", "Sender", "host_of"]
+if TYPE_CHECKING:
+    from ._handle import JobHandle
+
+__all__ = [
+    "DEFAULT_THROTTLE_PAUSE",
+    "PACING_HEADERS",
+    "SendFailed",
+    "Sender",
+    "call_check",
+    "host_of",
+]
 
 logger = logging.getLogger("asyncpoll")
 
@@ -72,6 +87,7 @@ class Sender:
         pacing: caps on server hints.
         hint_headers: extra response headers that carry a hint.
         request_timeout: the longest a request outside the schedule waits and runs.
+        max_result_body: the largest result document read, in decoded bytes.
     """
 
     __slots__ = (
@@ -85,6 +101,7 @@ class Sender:
         "_warned",
         "clock",
         "limiter",
+        "max_result_body",
         "requests",
         "transport",
     )
@@ -98,8 +115,10 @@ class Sender:
         pacing: Pacing,
         hint_headers: tuple[str, ...],
         request_timeout: float | None,
+        max_result_body: int,
     ) -> None:
         self.transport = transport
+        self.max_result_body = max_result_body
         self.clock = clock
         self.limiter = None if limit is None else Limiter(limit, clock)
         self._host_limits = host_limits
@@ -191,6 +210,37 @@ class Sender:
             gate.on_budget(now, remaining, min(reset, cap))
         return hint
 
+    def url_for(self, record: JobRecord) -> str | None:
+        """Where the job's next request goes, when it is not a status poll."""
+        if record.action == "fetch":
+            return record.fetch_url
+        assert record.create is not None
+        return self.transport.absolute(record.create.url)
+
+    async def request_for(self, record: JobRecord, url: str) -> Response:
+        """Send the request the job's ``action`` calls for; credentials only to its origin."""
+        transport = self.transport
+        if record.action == "resubmit":
+            create = record.create
+            assert create is not None
+            return await transport.request(
+                create.method,
+                create.url,
+                json=create.json,
+                data=create.data,
+                content=create.content,
+                headers=create.headers,
+            )
+        origin = record.origin
+        if url is origin:  # the common case, a status URL polled where it was given
+            return await transport.request("GET", url)
+        credentials = url == origin or (origin is not None and same_origin(url, origin))
+        if record.action == "fetch":
+            return await transport.request(
+                "GET", url, credentials=credentials, max_body=self.max_result_body
+            )
+        return await transport.request("GET", url, credentials=credentials)
+
     async def send_now(
         self,
         what: str,
@@ -245,3 +295,22 @@ class Sender:
     def gates(self) -> Mapping[str, HostGate]:
         """Every host's gate, by host name."""
         return self._gates
+
+
+async def call_check(handle: JobHandle) -> Status:
+    """Read a job's status with its ``check=`` callable.
+
+    Raises:
+        PollError: ``check=`` is not async or returned something other than a Status.
+    """
+    assert handle._check is not None
+    outcome = handle._check(handle)
+    if not inspect.isawaitable(outcome):
+        raise PollError(
+            f"check= must be an async callable returning a Status; it returned "
+            f"{type(outcome).__name__} without awaiting"
+        )
+    status = await outcome
+    if not isinstance(status, Status):
+        raise PollError(f"check= returned {type(status).__name__}, not an asyncpoll.Status")
+    return status
