@@ -16,6 +16,7 @@ Nothing here polls or decides; the engine publishes, subscribers consume.
 from __future__ import annotations
 
 import collections
+import functools
 import inspect
 import logging
 import math
@@ -132,7 +133,7 @@ class EventStream:
 
     def close(self) -> None:
         """Stop receiving events; buffered ones can still be read."""
-        self._bus._streams.discard(self)
+        self._bus.unsubscribe(self)
         self._end()
 
     def __enter__(self) -> EventStream:
@@ -152,18 +153,20 @@ class EventStream:
 
 
 class EventBus:
-    """Hands each published event to every subscribed ``EventStream``."""
+    """Hands each published event to every subscribed ``EventStream``.
 
-    __slots__ = ("_closed", "_streams")
+    Attributes:
+        listening: whether any stream is subscribed (the engine builds no event
+            otherwise); a plain attribute, read on every change of every job.
+    """
+
+    __slots__ = ("_closed", "_streams", "listening")
 
     def __init__(self) -> None:
-        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+        # Weak references: a stream nobody holds any more stops receiving by itself.
+        self._streams: dict[int, weakref.ref[EventStream]] = {}
         self._closed = False
-
-    @property
-    def listening(self) -> bool:
-        """Whether any stream is subscribed (the engine builds no event otherwise)."""
-        return bool(self._streams)
+        self.listening = False
 
     def subscribe(self, max_buffer: int = DEFAULT_EVENT_BUFFER) -> EventStream:
         """A new stream of every event published from now on."""
@@ -171,19 +174,38 @@ class EventBus:
         if self._closed:
             stream._end()
         else:
-            self._streams.add(stream)
+            key = id(stream)
+            self._streams[key] = weakref.ref(stream, functools.partial(self._gone, key))
+            self.listening = True
         return stream
 
+    def _gone(self, key: int, _: object) -> None:
+        self._drop(key)
+
+    def _drop(self, key: int) -> None:
+        self._streams.pop(key, None)
+        self.listening = bool(self._streams)
+
+    def unsubscribe(self, stream: EventStream) -> None:
+        ref = self._streams.get(id(stream))
+        if ref is not None and ref() is stream:
+            self._drop(id(stream))
+
     def publish(self, event: JobEvent) -> None:
-        for stream in tuple(self._streams):
-            stream._put(event)
+        for ref in tuple(self._streams.values()):
+            stream = ref()
+            if stream is not None:
+                stream._put(event)
 
     def close(self) -> None:
         """End every stream (after its buffered events)."""
         self._closed = True
-        for stream in tuple(self._streams):
-            stream._end()
-        self._streams = weakref.WeakSet()
+        for ref in tuple(self._streams.values()):
+            stream = ref()
+            if stream is not None:
+                stream._end()
+        self._streams.clear()
+        self.listening = False
 
 
 class CallbackRunner:

@@ -417,9 +417,12 @@ class Engine:
         handle._scope = scope
         armed = False  # whether the scope's deadline is set for this request
         try:
+            limiter = sender.limiter
             if (
-                gate is None or sender.limiter is not None or not gate.try_pass(clock.now())
-            ) and not await sender.admit(url, bound, gate):
+                (limiter is not None or (gate is not None and not gate.try_pass(clock.now())))
+                # Nothing holds the request back (no limit, an open host): no coroutine.
+                and not await sender.admit(url, bound, gate)
+            ):
                 # The deadline came before the host or the limiter let us go.
                 handle._scope = None
                 self.time_out(handle)
@@ -485,7 +488,13 @@ class Engine:
             self.transient_errors += 1
         if record.throttles > throttles:
             self.throttled += 1
-        self.apply(handle, decision)
+        if type(decision) is Again and decision.kind == "poll" and not decision.stalled:
+            # The common case, a live job polled again, without apply()'s dispatch.
+            if decision.progressed:
+                self._progressed(handle)
+            self.push(handle, decision.due)
+        else:
+            self.apply(handle, decision)
 
     def apply(self, handle: JobHandle, decision: Decision) -> None:
         """Carry out a decision: reschedule, follow a new job, or finish."""
@@ -493,9 +502,7 @@ class Engine:
         if kind is Again:
             assert isinstance(decision, Again)
             if decision.progressed:
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug("job %r is %s", handle.job_id, handle.state.value)
-                self.emit(EventKind.PROGRESS, handle)
+                self._progressed(handle)
             elif decision.stalled:
                 self._stalled(handle)
             if decision.kind == "resubmit":
@@ -517,6 +524,11 @@ class Engine:
         else:
             assert isinstance(decision, Rekey)
             self._rekey(handle, decision)
+
+    def _progressed(self, handle: JobHandle) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("job %r is %s", handle.job_id, handle.state.value)
+        self.emit(EventKind.PROGRESS, handle)
 
     def _stalled(self, handle: JobHandle) -> None:
         record = handle._record
