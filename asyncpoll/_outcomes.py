@@ -6,9 +6,9 @@
              | Rekey(job_id, url, due)     a resubmit created a new job: follow it
              | Finish(state, result, error)
 
-Outcomes and decisions are named tuples: immutable, and built twice per poll at a
-third of the cost of a frozen attrs class. Later edges add outcomes here (a pushed webhook update, a batch answer) without
-touching the engine.
+Outcomes and decisions are named tuples: immutable, and built twice per poll at half
+the cost of a frozen attrs class. Later edges add outcomes here (a pushed webhook
+update, a batch answer) without touching the engine.
 """
 
 from __future__ import annotations
