@@ -7,7 +7,6 @@ Nothing here awaits or reads a clock; the engine passes in every value it needs.
 
 from __future__ import annotations
 
-import enum
 import math
 import random
 from collections.abc import Callable, Mapping
@@ -17,28 +16,7 @@ import attrs
 from ._reader import parse_retry_after
 from ._schedule import Schedule
 
-__all__ = ["Pacing", "Verdict", "checked_delay", "classify", "header_hint", "parse_budget"]
-
-
-class Verdict(enum.Enum):
-    """What a response's HTTP status code means for the job."""
-
-    READ = "read"  # 2xx: hand the response to the reader
-    THROTTLED = "throttled"  # 429: back-pressure; wait, never counted as a failure
-    TRANSIENT = "transient"  # 5xx, 408: count against the error budget and retry
-    FATAL = "fatal"  # any other status: end the job with a PollError at once
-    REDIRECT = "redirect"  # a 3xx to a new status URL, already acted on
-
-
-def classify(status_code: int) -> Verdict:
-    """The ``Verdict`` for an HTTP status code."""
-    if 200 <= status_code < 300:
-        return Verdict.READ
-    if status_code == 429:
-        return Verdict.THROTTLED
-    if status_code >= 500 or status_code == 408:
-        return Verdict.TRANSIENT
-    return Verdict.FATAL
+__all__ = ["Pacing", "checked_delay", "header_hint", "parse_budget"]
 
 
 def checked_delay(schedule: Schedule, n: int, rng: random.Random) -> float:

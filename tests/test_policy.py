@@ -12,11 +12,11 @@ import attrs
 import pytest
 
 from asyncpoll import backoff, fixed
+from asyncpoll._decide import Verdict
+from asyncpoll._decide import verdict as classify
 from asyncpoll._policy import (
     Pacing,
-    Verdict,
     checked_delay,
-    classify,
     header_hint,
     parse_budget,
 )
@@ -72,7 +72,7 @@ class Constant:
 )
 def test_classify(status_code: int, verdict: Verdict) -> None:
     """2xx is read, 429 throttled, 408 and 5xx transient, anything else fatal."""
-    assert classify(status_code) is verdict
+    assert classify(status_code, None) is verdict  # without a hint
 
 
 # --- header_hint ---------------------------------------------------------------------

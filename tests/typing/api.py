@@ -46,7 +46,18 @@ async def main(client: httpx.AsyncClient) -> list[Any]:
             _ = finished.result() if finished.exception() is None else None
         results: list[Any] = await poller.gather("123", h2, return_exceptions=True)
         stats: asyncpoll.PollerStatistics = poller.statistics()
-        _ = result, done, cancelled, stats
+        running: list[JobHandle] = poller.in_flight()
+        stream: asyncpoll.EventStream = poller.events(max_buffer=100)
+        with stream:
+            async for event in stream:
+                kind: asyncpoll.EventKind = event.kind
+                when: float = event.time
+                owner: JobHandle = event.handle
+                _ = kind, when, owner, event.job_id, event.state, event.progress, event.terminal
+                break
+        dropped: int = stream.dropped
+        await poller.shutdown(wait=True, cancel_futures=False)
+        _ = result, done, cancelled, stats, running, dropped
     async with asyncpoll.TaskPoller(
         client=client, rate_limit=5.0, reader=asyncpoll.DefaultReader()
     ):
