@@ -635,11 +635,9 @@ class Engine:
             return
         record = handle._record
         record.state = state
-        handle._result = result
         if isinstance(exc, AsyncPollError) and exc.response is None:
             exc.response = handle._last_response
-        handle._exception = exc
-        handle._finish_seq = self.finished_base + len(self.finished)
+        callbacks = handle._resolve(result, exc, self.finished_base + len(self.finished))
         self.finished.append(handle)
         self.finished_by_state[state] += 1
         self.registry.finish(handle)
@@ -651,10 +649,7 @@ class Engine:
             else:
                 level = logging.WARNING if state is JobState.TIMED_OUT else logging.INFO
                 logger.log(level, "%s", exc)
-        if handle._event is not None:
-            handle._event.set()
-        if handle._done_callbacks:
-            callbacks, handle._done_callbacks = handle._done_callbacks, None
+        if callbacks:
             for fn in callbacks:
                 self.callbacks.run_sync(fn, handle)
         if self._finish_event is not None:

@@ -103,6 +103,19 @@ class JobHandle:
         self._gate: Any = None  # the HostGate of _gate_url, the URL last polled
         self._gate_url: str | None = None
 
+    def _resolve(
+        self, result: Any, exception: BaseException | None, seq: int
+    ) -> list[Callable[[JobHandle], object]] | None:
+        """Resolve the future (the engine calls this once, as finish number ``seq``): wake
+        its waiters and hand back the done callbacks to run."""
+        self._result = result
+        self._exception = exception
+        self._finish_seq = seq
+        if self._event is not None:
+            self._event.set()
+        callbacks, self._done_callbacks = self._done_callbacks, None
+        return callbacks
+
     @property
     def job_id(self) -> str:
         """The job's id (a resubmit's new job takes over the handle with its own id)."""

@@ -576,9 +576,10 @@ class TaskPoller:
         """
         handles = [self._lookup(job) for job in jobs]
         async for handle in AsCompleted(self._engine, set(handles)):
-            if handle._exception is not None and not return_exceptions:
-                raise handle._exception
-        return [h._exception if h._exception is not None else h._result for h in handles]
+            error = handle.exception()
+            if error is not None and not return_exceptions:
+                raise error
+        return [h.exception() if h.exception() is not None else h.result() for h in handles]
 
     async def cancel(self, job_id: JobHandle | str, *, remote: bool = False) -> bool:
         """Stop polling a job and resolve it CANCELLED.
