@@ -48,16 +48,6 @@ from ._urls import check_server_url
 
 __all__ = [
     "MAX_REDIRECTS",
-    "Again",
-    "Answered",
-    "Checked",
-    "CutShort",
-    "Decision",
-    "Failed",
-    "Finish",
-    "Outcome",
-    "Rekey",
-    "Rules",
     "Verdict",
     "decide",
     "describe",

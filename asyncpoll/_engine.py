@@ -25,7 +25,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._bus import CallbackRunner, EventBus
 from ._clock import Clock
-from ._decide import (
+from ._decide import decide, shown_url
+from ._errors import AsyncPollError, JobCancelled, JobTimeout, PollError
+from ._events import EventKind, JobEvent
+from ._options import Options
+from ._outcomes import (
     Again,
     Answered,
     Checked,
@@ -36,12 +40,7 @@ from ._decide import (
     Outcome,
     Rekey,
     Rules,
-    decide,
-    shown_url,
 )
-from ._errors import AsyncPollError, JobCancelled, JobTimeout, PollError
-from ._events import EventKind, JobEvent
-from ._options import Options
 from ._policy import Pacing
 from ._reader import DefaultReader
 from ._record import Submission

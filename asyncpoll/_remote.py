@@ -11,9 +11,10 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._decide import Finish, Verdict, locate, on_status, read_status, verdict
+from ._decide import Verdict, locate, on_status, read_status, verdict
 from ._errors import PollError, SubmitError
 from ._options import Options
+from ._outcomes import Finish
 from ._record import Submission
 from ._redact import redact_url
 from ._response import Response, excerpt

@@ -9,20 +9,8 @@ import pytest
 
 import asyncpoll
 from asyncpoll import JobState, Response, Status
-from asyncpoll._decide import (
-    MAX_REDIRECTS,
-    Again,
-    Answered,
-    Checked,
-    CutShort,
-    Failed,
-    Finish,
-    Rekey,
-    Rules,
-    Verdict,
-    decide,
-    verdict,
-)
+from asyncpoll._decide import MAX_REDIRECTS, Verdict, decide, verdict
+from asyncpoll._outcomes import Again, Answered, Checked, CutShort, Failed, Finish, Rekey, Rules
 from asyncpoll._policy import Pacing
 from asyncpoll._record import JobRecord
 from asyncpoll._submit import CreateRequest
