@@ -98,3 +98,11 @@ async def test_a_429_storm_does_not_block_the_loop(api: FakeJobAPI) -> None:
     async with poller(api) as p:
         await asyncio.gather(p.add("a"), ticker())
     assert ticks == 10
+
+
+async def test_the_virtual_clock_reaches_a_timer_due_between_two_microseconds() -> None:
+    """asyncio.sleep() of a whole microsecond count and 0.4 µs ends, in virtual time."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await asyncio.sleep(1.0000004)
+    assert loop.time() - t0 == pytest.approx(1.0000004, abs=1e-9)
