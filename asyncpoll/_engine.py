@@ -17,7 +17,7 @@ import collections
 import logging
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 import sniffio
@@ -52,7 +52,6 @@ from ._transport import Transport, TransportFailure
 
 if TYPE_CHECKING:
     from ._handle import JobHandle
-    from ._remote import Remote
 
 __all__ = ["SCHEDULER_TICK", "WORKER_YIELD_EVERY", "Engine"]
 
@@ -88,6 +87,12 @@ def _shed(failure: BaseException) -> None:
         node.__traceback__ = None
         node = node.__cause__ or node.__context__
         seen += 1
+
+
+class RemoteCancel(Protocol):
+    """What the engine asks of the out-of-schedule requests (``_remote.Remote``)."""
+
+    async def cancel(self, handle: JobHandle) -> bool: ...
 
 
 class Engine:
@@ -155,7 +160,7 @@ class Engine:
         self._idle_event: anyio.Event | None = None  # set when nothing is left to do
         self._ready_send: MemoryObjectSendStream[JobHandle] | None = None
         self.quiet = False  # no log line per finished job (a summary is logged instead)
-        self.remote: Remote | None = None  # requests outside the schedule (set by the facade)
+        self.remote: RemoteCancel | None = None  # the facade's _remote.Remote
 
     def _follows(self, job_id: str) -> bool:
         """Whether a job of that id is in flight (for answers naming another job)."""

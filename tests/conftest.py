@@ -78,9 +78,17 @@ def serving(srv: ServerT) -> Iterator[ServerT]:
 #: Virtual seconds after which a test's event loop gives up (asyncio backend).
 VIRTUAL_END = 100_000.0
 
+#: The step of looptime's virtual clock. Its default, a microsecond, freezes looptime
+#: 0.7 (the last release for Python 3.10) for good on any timer due less than half a
+#: step after a whole step: the clock jumps by round(wait / step) = 0 steps, and
+#: asyncio only runs timers due within its clock's resolution (1 ns) of now. A jittered
+#: retry at 7.798628190 s did that. A nanosecond step is within asyncio's resolution,
+#: so every timer is reached; it still rounds off float noise (0.1 + 0.2 is 0.3).
+VIRTUAL_STEP = 1e-9
+
 
 def _virtual_loop() -> Any:
-    return looptime.new_event_loop(start=0.0, end=VIRTUAL_END)
+    return looptime.new_event_loop(start=0.0, end=VIRTUAL_END, resolution=VIRTUAL_STEP)
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:

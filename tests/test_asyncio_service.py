@@ -111,3 +111,11 @@ async def test_a_429_storm_does_not_block_the_loop(api: FakeJobAPI) -> None:
     # Retry-After: 2 after each 429; after the third, the host's rate (halved by each
     # 429) spaces the last poll further out.
     assert [round(t - t0, 6) for t in api.times("a")] == [0, 2, 4, 12]
+
+
+async def test_the_virtual_clock_reaches_a_timer_due_between_two_microseconds() -> None:
+    """asyncio.sleep() of a whole microsecond count and 0.4 µs ends, in virtual time."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await asyncio.sleep(1.0000004)
+    assert loop.time() - t0 == pytest.approx(1.0000004, abs=1e-9)

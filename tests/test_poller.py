@@ -65,6 +65,20 @@ async def test_backoff_schedule_spaces_polls_exponentially_up_to_its_cap(api: Fa
     assert rel(api.times("a"), t0) == [0.0, 1.0, 3.0, 7.0, 11.0]
 
 
+async def test_a_due_time_between_two_microseconds_is_reached(api: FakeJobAPI) -> None:
+    """A poll due 0.4 µs past a whole microsecond (as a jittered delay is) comes on time.
+
+    The scheduler sleeps once, until that due time; the test clock must get there (a
+    microsecond-step looptime never did, see VIRTUAL_STEP in conftest.py).
+    """
+    api.script("a", job("running"), job("running"), job("done", result="A"))
+    t0 = anyio.current_time()
+    async with poller(api, schedule=asyncpoll.fixed(1.0000004)) as p:
+        assert await p.add("a") == "A"
+        assert anyio.current_time() - t0 == pytest.approx(2.0000008, abs=1e-9)
+    assert rel(api.times("a"), t0) == [0.0, 1.0, 2.000001]
+
+
 async def test_first_delays_the_first_poll_and_per_job_schedule_overrides(
     api: FakeJobAPI,
 ) -> None:
