@@ -8,14 +8,21 @@ under the cap, credentials only to the job's origin, failures as ``TransportFail
 
 aiohttp runs on asyncio only; on another event loop a poller that made its own session
 falls back to httpx's transport and says so.
+
+aiohttp re-sends an idempotent request (GET, HEAD, PUT, DELETE...) once by itself, on a
+new connection, when the connection it went out on fails (a reset, a server that
+disconnected): a request the poller's rate limit never admitted. Every session here
+sends each request once; a failure is a transient ``TransportFailure`` and the poller's
+retry schedule decides what comes next.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json as jsonlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -37,7 +44,63 @@ from ._urls import join_base
 
 logger = logging.getLogger("asyncpoll")
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["AiohttpTransport", "no_resend"]
+
+#: What every request is sent with: the poller reads every status code itself and
+#: follows no redirect; bodies are inflated under the size cap by ``read_capped``.
+_OPTIONS: dict[str, Any] = {
+    "allow_redirects": False,
+    "auto_decompress": False,
+    "raise_for_status": False,
+}
+#: aiohttp 3.12 and later take ``middlewares=`` per request.
+_PER_REQUEST_MIDDLEWARES = (
+    "middlewares" in inspect.signature(aiohttp.ClientSession._request).parameters
+)
+
+
+def no_resend(session: aiohttp.ClientSession) -> bool:
+    """Stop ``session``, one made here, re-sending a failed request by itself.
+
+    aiohttp's own switch is a private attribute (the one its test client turns off);
+    False when this aiohttp has none (``_send_options`` then guards each request).
+    """
+    if not hasattr(session, "_retry_connection"):
+        return False
+    session._retry_connection = False
+    return True
+
+
+class _NotResent(aiohttp.ClientConnectionError):
+    """A reset or a disconnect, carried past aiohttp's re-send (which catches
+    ``ClientOSError`` and ``ServerDisconnectedError`` only); its cause is the original."""
+
+
+async def _send_once(
+    request: aiohttp.ClientRequest,
+    handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+) -> aiohttp.ClientResponse:
+    """A request middleware: a request sent that failed on its connection is not resent."""
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise  # no connection: nothing was sent, and aiohttp does not re-send it
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise _NotResent(str(exc)) from exc
+
+
+def _send_options(session: aiohttp.ClientSession) -> dict[str, Any]:
+    """The options of each request on ``session``: ones that send each request once.
+
+    A session that still re-sends (a caller's, which is left as it is) gets a request
+    middleware, outermost, that hands a failed send past the re-send; on an aiohttp
+    without per-request middlewares (before 3.12) a caller's session keeps re-sending.
+    """
+    if getattr(session, "_retry_connection", True) is False or not _PER_REQUEST_MIDDLEWARES:
+        return _OPTIONS
+    # Per-request middlewares replace the session's: its own ones run inside ours.
+    own = tuple(getattr(session, "_middlewares", None) or ())
+    return {**_OPTIONS, "middlewares": (_send_once, *own)}
 
 
 class AiohttpTransport:
@@ -59,10 +122,12 @@ class AiohttpTransport:
 
     __slots__ = (
         "_bare",
+        "_bare_options",
         "_base_url",
         "_headers",
         "_max_body",
         "_max_connections",
+        "_options",
         "_owns_session",
         "_request_timeout",
         "_secret",
@@ -92,6 +157,7 @@ class AiohttpTransport:
         self._session = session
         self._owns_session = session is None
         self._bare: aiohttp.ClientSession | None = None  # for other origins, made on demand
+        self._options = self._bare_options = _OPTIONS
         self._base_url = base_url or ""
         self._request_timeout = request_timeout
         self._max_connections = max_connections
@@ -139,6 +205,7 @@ class AiohttpTransport:
         if self._session is None:
             # The poller's headers are the session's own: nothing to merge per request.
             self._session = self._make_session(cookies=True, headers=self._headers)
+        self._options = _send_options(self._session)
         return self
 
     def _make_session(
@@ -150,18 +217,20 @@ class AiohttpTransport:
         jar: aiohttp.abc.AbstractCookieJar = (
             aiohttp.CookieJar(unsafe=True) if cookies else aiohttp.DummyCookieJar()
         )
-        return aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
             timeout=timeout,
             auto_decompress=False,  # inflated under the size cap by read_capped
             cookie_jar=jar,  # unsafe=True: keep cookies of IP-address hosts, as httpx does
             headers=headers,
         )
+        no_resend(session)
+        return session
 
     def _make_bare(self, session: aiohttp.ClientSession) -> aiohttp.ClientSession:
         """A session for other origins: ``session``'s connections (its TLS, resolver and
         limits), none of its defaults (headers, auth, cookies)."""
-        return aiohttp.ClientSession(
+        bare = aiohttp.ClientSession(
             connector=session.connector,
             connector_owner=False,
             timeout=session.timeout,
@@ -169,6 +238,9 @@ class AiohttpTransport:
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=session.trust_env,
         )
+        no_resend(bare)
+        self._bare_options = _send_options(bare)
+        return bare
 
     def absolute(self, url: str) -> str:
         """``url`` joined with the base URL (a caller's session: joined its way)."""
@@ -204,6 +276,7 @@ class AiohttpTransport:
         """
         session = self._session
         assert session is not None, "open() makes the session"
+        options = self._options
         merged: Mapping[str, str] = self._headers
         if headers:
             merged = CIMultiDict(self._headers)
@@ -213,6 +286,7 @@ class AiohttpTransport:
             if self._bare is None:
                 self._bare = self._make_bare(session)
             session = self._bare
+            options = self._bare_options
             url = self.absolute(url)
         elif self._owns_session:
             url = join_base(self._base_url, url)
@@ -234,15 +308,7 @@ class AiohttpTransport:
             body = data
         cap = self._max_body if max_body is None else max_body
         try:
-            async with session.request(
-                method,
-                url,
-                headers=send,
-                data=body,
-                allow_redirects=False,
-                auto_decompress=False,
-                raise_for_status=False,  # the poller reads every status code itself
-            ) as r:
+            async with session.request(method, url, headers=send, data=body, **options) as r:
                 length = r.content_length
                 encoding = r.headers.get("Content-Encoding", "").strip().lower()
                 if method == "HEAD" or r.status in (204, 304):
@@ -273,11 +339,12 @@ class AiohttpTransport:
                 f"invalid URL {redact_url(str(url))!r}: {exc}", transient=False
             ) from exc
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            name = type(exc).__name__
-            detail = str(exc) or "no detail"
+            cause = exc.__cause__ if isinstance(exc, _NotResent) and exc.__cause__ else exc
+            name = type(cause).__name__
+            detail = str(cause) or "no detail"
             raise TransportFailure(
                 f"{name} on {method} {redact_url(str(url))}: {detail}", transient=True
-            ) from exc
+            ) from cause
         except ValueError as exc:  # aiohttp's check of a header value, a method
             raise TransportFailure(
                 f"cannot send {method} {redact_url(str(url))}: {exc}", transient=False

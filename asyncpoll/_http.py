@@ -131,14 +131,7 @@ class HttpxTransport:
         )
         transport: httpx.AsyncBaseTransport | None = None
         if kind == "httpx-aiohttp":
-            try:
-                from httpx_aiohttp import AiohttpTransport
-            except ImportError:
-                raise ImportError(
-                    "transport='httpx-aiohttp' needs the aiohttp extra: "
-                    "pip install 'asyncpoll[aiohttp]'"
-                ) from None
-            transport = AiohttpTransport(limits=limits)
+            transport = _httpx_aiohttp(limits)
         return httpx.AsyncClient(
             base_url=self._base_url,
             timeout=httpx.Timeout(self._request_timeout),
@@ -234,6 +227,30 @@ class HttpxTransport:
         """Close the client if this transport made it."""
         if self._owns_client:
             await self._client.aclose()
+
+
+def _httpx_aiohttp(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """httpx-aiohttp's transport, on an aiohttp session that sends each request once.
+
+    aiohttp re-sends an idempotent request by itself after a reset or a disconnect on
+    its connection (see ``_aiohttp``); the session made here has that turned off, so
+    the failure reaches the poller, whose retry schedule (and rate limit) decide.
+    """
+    try:
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError:
+        raise ImportError(
+            "transport='httpx-aiohttp' needs the aiohttp extra: pip install 'asyncpoll[aiohttp]'"
+        ) from None
+
+    class SendOnce(AiohttpTransport):
+        def get_client(self) -> Any:  # an aiohttp.ClientSession
+            session = super().get_client()
+            if hasattr(session, "_retry_connection"):  # aiohttp's private switch
+                session._retry_connection = False
+            return session
+
+    return SendOnce(limits=limits)
 
 
 async def _read_capped(r: httpx.Response, cap: int) -> bytes:
