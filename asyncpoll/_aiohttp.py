@@ -7,7 +7,8 @@ redirects never followed, bodies capped on decoded bytes with gzip and deflate i
 under the cap, credentials only to the job's origin, failures as ``TransportFailure``.
 
 aiohttp runs on asyncio only; on another event loop a poller that made its own session
-falls back to httpx's transport and says so.
+falls back to the transport its ``fallback`` makes (httpx's own: see ``_picktransport``)
+and says so.
 
 aiohttp re-sends an idempotent request (GET, HEAD, PUT, DELETE...) once by itself, on a
 new connection, when the connection it went out on fails (a reset, a server that
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json as jsonlib
-import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -41,8 +41,6 @@ from ._transport import (
     too_large,
 )
 from ._urls import join_base
-
-logger = logging.getLogger("asyncpoll")
 
 __all__ = ["AiohttpTransport", "no_resend"]
 
@@ -118,12 +116,15 @@ class AiohttpTransport:
         max_body: the largest body read, in decoded bytes.
         secret_headers: header names, beyond the usual credential headers, never sent
             to another origin.
+        fallback: makes the transport used instead of a session made here, on an event
+            loop other than asyncio; None: refuse to open there.
     """
 
     __slots__ = (
         "_bare",
         "_bare_options",
         "_base_url",
+        "_fallback",
         "_headers",
         "_max_body",
         "_max_connections",
@@ -144,6 +145,7 @@ class AiohttpTransport:
         max_connections: int = 64,
         max_body: int = DEFAULT_MAX_BODY,
         secret_headers: Iterable[str] = (),
+        fallback: Callable[[], Transport] | None = None,
     ) -> None:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError(
@@ -164,6 +166,7 @@ class AiohttpTransport:
         self._max_body = max_body
         self._headers = CIMultiDict({"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})})
         self._secret = SECRET_HEADERS | {name.lower() for name in secret_headers}
+        self._fallback = fallback
 
     @property
     def kind(self) -> str:
@@ -175,11 +178,12 @@ class AiohttpTransport:
         return self._owns_session
 
     def open(self) -> Transport:
-        """Make the session in the running loop; on trio, fall back to httpx.
+        """Make the session in the running loop; elsewhere than asyncio, return the
+        transport ``fallback`` makes instead.
 
         Raises:
-            RuntimeError: a caller's ``aiohttp.ClientSession`` on an event loop other
-                than asyncio, where it cannot run.
+            RuntimeError: an event loop other than asyncio, with a caller's
+                ``aiohttp.ClientSession`` (which cannot run there) or no ``fallback``.
         """
         library = sniffio.current_async_library()
         if library != "asyncio":
@@ -188,20 +192,9 @@ class AiohttpTransport:
                     f"an aiohttp.ClientSession runs on asyncio only, not {library}; "
                     "pass an httpx.AsyncClient as client= there"
                 )
-            logger.warning(
-                "transport='aiohttp' runs on asyncio only; using httpx's own transport on %s",
-                library,
-            )
-            from ._http import HttpxTransport
-
-            return HttpxTransport(
-                base_url=self._base_url or None,
-                headers=dict(self._headers),
-                request_timeout=self._request_timeout,
-                max_connections=self._max_connections,
-                max_body=self._max_body,
-                secret_headers=self._secret,
-            )
+            if self._fallback is None:
+                raise RuntimeError(f"transport='aiohttp' runs on asyncio only, not {library}")
+            return self._fallback()
         if self._session is None:
             # The poller's headers are the session's own: nothing to merge per request.
             self._session = self._make_session(cookies=True, headers=self._headers)

@@ -50,6 +50,7 @@ from ._errors import (
 )
 from ._handle import Callback, Check, JobHandle, Submission
 from ._hosts import HostGate, parse_budget
+from ._picktransport import make_transport
 from ._policy import Pacing, Verdict, checked_delay, classify, header_hint
 from ._ratelimit import Limiter, RateLimit
 from ._reader import DefaultReader, Reader
@@ -58,7 +59,7 @@ from ._response import Response, excerpt
 from ._schedule import Backoff, Fixed, Schedule, backoff
 from ._status import JobState, Status
 from ._submit import CreateRequest, discover
-from ._transport import DEFAULT_MAX_BODY, Transport, TransportFailure, make_transport
+from ._transport import DEFAULT_MAX_BODY, Transport, TransportFailure
 from ._urls import check_server_url, normalize_origins, same_origin
 
 __all__ = ["AsCompleted", "PollerStatistics", "TaskPoller", "poll", "poll_many"]
