@@ -7,19 +7,32 @@ redirects never followed, bodies capped on decoded bytes with gzip and deflate i
 under the cap, credentials only to the job's origin, failures as ``TransportFailure``.
 
 aiohttp runs on asyncio only; on another event loop a poller that made its own session
-falls back to httpx's transport and says so.
+falls back to the transport its ``fallback`` makes (httpx's own: see ``_picktransport``)
+and says so.
+
+aiohttp re-sends an idempotent request (GET, HEAD, PUT, DELETE...) once by itself, on a
+new connection, when the connection it went out on fails (a reset, a server that
+disconnected): a request the poller's rate limit never admitted. Every session here
+sends each request once; a failure is a transient ``TransportFailure`` and the poller's
+retry schedule decides what comes next.
+
+A kept-alive connection that holds bytes no request asked for (a stray response written
+after the real one) would hand them to the next request sent on it: a session made here
+never sends on such a connection (see ``_CleanConnector``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json as jsonlib
-import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
 import sniffio
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -35,9 +48,98 @@ from ._transport import (
 )
 from ._urls import join_base
 
-logger = logging.getLogger("asyncpoll")
+__all__ = ["AiohttpTransport", "careful_session", "no_resend"]
 
-__all__ = ["AiohttpTransport"]
+#: What every request is sent with: the poller reads every status code itself and
+#: follows no redirect; bodies are inflated under the size cap by ``read_capped``.
+_OPTIONS: dict[str, Any] = {
+    "allow_redirects": False,
+    "auto_decompress": False,
+    "raise_for_status": False,
+}
+#: aiohttp 3.12 and later take ``middlewares=`` per request.
+_PER_REQUEST_MIDDLEWARES = (
+    "middlewares" in inspect.signature(aiohttp.ClientSession._request).parameters
+)
+
+
+def no_resend(session: aiohttp.ClientSession) -> bool:
+    """Stop ``session``, one made here, re-sending a failed request by itself.
+
+    aiohttp's own switch is a private attribute (the one its test client turns off);
+    False when this aiohttp has none (``_send_options`` then guards each request).
+    """
+    if not hasattr(session, "_retry_connection"):
+        return False
+    session._retry_connection = False
+    return True
+
+
+class _CleanConnector(aiohttp.TCPConnector):
+    """Hands out no kept-alive connection holding bytes that no request asked for.
+
+    aiohttp parses whatever arrives on an idle pooled connection (a stray response a
+    server wrote after the real one) and queues it for the next request sent there,
+    which would take it for its own answer. A connection released with bytes unread
+    aiohttp closes itself; one that got them while idle is closed here, when the pool
+    hands it out and before anything is sent on it, and the next one is taken.
+    """
+
+    async def connect(
+        self, req: aiohttp.ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        conn = await super().connect(req, traces, timeout)
+        # Each round closes a pooled connection: at most the pool's size of them (a
+        # server that talks first on every new connection gets its say after that).
+        for _ in range(self.limit or 100):
+            protocol = conn.protocol
+            # should_close: a message or bytes queued, a body unread, an error, a close.
+            if protocol is None or not protocol.should_close:
+                break
+            conn.close()
+            conn = await super().connect(req, traces, timeout)
+        return conn
+
+
+def careful_session(connector: Mapping[str, Any], **options: Any) -> aiohttp.ClientSession:
+    """An aiohttp session that sends each request once (see ``no_resend``) and never on
+    a connection holding unread bytes; ``connector`` and ``options``: the arguments of
+    its ``TCPConnector`` and of the session."""
+    session = aiohttp.ClientSession(connector=_CleanConnector(**connector), **options)
+    no_resend(session)
+    return session
+
+
+class _NotResent(aiohttp.ClientConnectionError):
+    """A reset or a disconnect, carried past aiohttp's re-send (which catches
+    ``ClientOSError`` and ``ServerDisconnectedError`` only); its cause is the original."""
+
+
+async def _send_once(
+    request: aiohttp.ClientRequest,
+    handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+) -> aiohttp.ClientResponse:
+    """A request middleware: a request sent that failed on its connection is not resent."""
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise  # no connection: nothing was sent, and aiohttp does not re-send it
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise _NotResent(str(exc)) from exc
+
+
+def _send_options(session: aiohttp.ClientSession) -> dict[str, Any]:
+    """The options of each request on ``session``: ones that send each request once.
+
+    A session that still re-sends (a caller's, which is left as it is) gets a request
+    middleware, outermost, that hands a failed send past the re-send; on an aiohttp
+    without per-request middlewares (before 3.12) a caller's session keeps re-sending.
+    """
+    if getattr(session, "_retry_connection", True) is False or not _PER_REQUEST_MIDDLEWARES:
+        return _OPTIONS
+    # Per-request middlewares replace the session's: its own ones run inside ours.
+    own = tuple(getattr(session, "_middlewares", None) or ())
+    return {**_OPTIONS, "middlewares": (_send_once, *own)}
 
 
 class AiohttpTransport:
@@ -55,14 +157,19 @@ class AiohttpTransport:
         max_body: the largest body read, in decoded bytes.
         secret_headers: header names, beyond the usual credential headers, never sent
             to another origin.
+        fallback: makes the transport used instead of a session made here, on an event
+            loop other than asyncio; None: refuse to open there.
     """
 
     __slots__ = (
         "_bare",
+        "_bare_options",
         "_base_url",
+        "_fallback",
         "_headers",
         "_max_body",
         "_max_connections",
+        "_options",
         "_owns_session",
         "_request_timeout",
         "_secret",
@@ -79,6 +186,7 @@ class AiohttpTransport:
         max_connections: int = 64,
         max_body: int = DEFAULT_MAX_BODY,
         secret_headers: Iterable[str] = (),
+        fallback: Callable[[], Transport] | None = None,
     ) -> None:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError(
@@ -92,12 +200,14 @@ class AiohttpTransport:
         self._session = session
         self._owns_session = session is None
         self._bare: aiohttp.ClientSession | None = None  # for other origins, made on demand
+        self._options = self._bare_options = _OPTIONS
         self._base_url = base_url or ""
         self._request_timeout = request_timeout
         self._max_connections = max_connections
         self._max_body = max_body
         self._headers = CIMultiDict({"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})})
         self._secret = SECRET_HEADERS | {name.lower() for name in secret_headers}
+        self._fallback = fallback
 
     @property
     def kind(self) -> str:
@@ -109,11 +219,12 @@ class AiohttpTransport:
         return self._owns_session
 
     def open(self) -> Transport:
-        """Make the session in the running loop; on trio, fall back to httpx.
+        """Make the session in the running loop; elsewhere than asyncio, return the
+        transport ``fallback`` makes instead.
 
         Raises:
-            RuntimeError: a caller's ``aiohttp.ClientSession`` on an event loop other
-                than asyncio, where it cannot run.
+            RuntimeError: an event loop other than asyncio, with a caller's
+                ``aiohttp.ClientSession`` (which cannot run there) or no ``fallback``.
         """
         library = sniffio.current_async_library()
         if library != "asyncio":
@@ -122,23 +233,13 @@ class AiohttpTransport:
                     f"an aiohttp.ClientSession runs on asyncio only, not {library}; "
                     "pass an httpx.AsyncClient as client= there"
                 )
-            logger.warning(
-                "transport='aiohttp' runs on asyncio only; using httpx's own transport on %s",
-                library,
-            )
-            from ._http import HttpxTransport
-
-            return HttpxTransport(
-                base_url=self._base_url or None,
-                headers=dict(self._headers),
-                request_timeout=self._request_timeout,
-                max_connections=self._max_connections,
-                max_body=self._max_body,
-                secret_headers=self._secret,
-            )
+            if self._fallback is None:
+                raise RuntimeError(f"transport='aiohttp' runs on asyncio only, not {library}")
+            return self._fallback()
         if self._session is None:
             # The poller's headers are the session's own: nothing to merge per request.
             self._session = self._make_session(cookies=True, headers=self._headers)
+        self._options = _send_options(self._session)
         return self
 
     def _make_session(
@@ -150,8 +251,8 @@ class AiohttpTransport:
         jar: aiohttp.abc.AbstractCookieJar = (
             aiohttp.CookieJar(unsafe=True) if cookies else aiohttp.DummyCookieJar()
         )
-        return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
+        return careful_session(
+            {"limit": self._max_connections, "limit_per_host": 0},
             timeout=timeout,
             auto_decompress=False,  # inflated under the size cap by read_capped
             cookie_jar=jar,  # unsafe=True: keep cookies of IP-address hosts, as httpx does
@@ -161,7 +262,7 @@ class AiohttpTransport:
     def _make_bare(self, session: aiohttp.ClientSession) -> aiohttp.ClientSession:
         """A session for other origins: ``session``'s connections (its TLS, resolver and
         limits), none of its defaults (headers, auth, cookies)."""
-        return aiohttp.ClientSession(
+        bare = aiohttp.ClientSession(
             connector=session.connector,
             connector_owner=False,
             timeout=session.timeout,
@@ -169,6 +270,9 @@ class AiohttpTransport:
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=session.trust_env,
         )
+        no_resend(bare)
+        self._bare_options = _send_options(bare)
+        return bare
 
     def absolute(self, url: str) -> str:
         """``url`` joined with the base URL (a caller's session: joined its way)."""
@@ -204,6 +308,7 @@ class AiohttpTransport:
         """
         session = self._session
         assert session is not None, "open() makes the session"
+        options = self._options
         merged: Mapping[str, str] = self._headers
         if headers:
             merged = CIMultiDict(self._headers)
@@ -213,6 +318,7 @@ class AiohttpTransport:
             if self._bare is None:
                 self._bare = self._make_bare(session)
             session = self._bare
+            options = self._bare_options
             url = self.absolute(url)
         elif self._owns_session:
             url = join_base(self._base_url, url)
@@ -234,15 +340,7 @@ class AiohttpTransport:
             body = data
         cap = self._max_body if max_body is None else max_body
         try:
-            async with session.request(
-                method,
-                url,
-                headers=send,
-                data=body,
-                allow_redirects=False,
-                auto_decompress=False,
-                raise_for_status=False,  # the poller reads every status code itself
-            ) as r:
+            async with session.request(method, url, headers=send, data=body, **options) as r:
                 length = r.content_length
                 encoding = r.headers.get("Content-Encoding", "").strip().lower()
                 if method == "HEAD" or r.status in (204, 304):
@@ -273,11 +371,12 @@ class AiohttpTransport:
                 f"invalid URL {redact_url(str(url))!r}: {exc}", transient=False
             ) from exc
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            name = type(exc).__name__
-            detail = str(exc) or "no detail"
+            cause = exc.__cause__ if isinstance(exc, _NotResent) and exc.__cause__ else exc
+            name = type(cause).__name__
+            detail = str(cause) or "no detail"
             raise TransportFailure(
                 f"{name} on {method} {redact_url(str(url))}: {detail}", transient=True
-            ) from exc
+            ) from cause
         except ValueError as exc:  # aiohttp's check of a header value, a method
             raise TransportFailure(
                 f"cannot send {method} {redact_url(str(url))}: {exc}", transient=False

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from typing import Any, cast
 
+import httpcore
 import httpx
 import sniffio
 
@@ -129,16 +130,7 @@ class HttpxTransport:
             max_connections=self._max_connections,
             max_keepalive_connections=self._max_connections,  # no churn under load
         )
-        transport: httpx.AsyncBaseTransport | None = None
-        if kind == "httpx-aiohttp":
-            try:
-                from httpx_aiohttp import AiohttpTransport
-            except ImportError:
-                raise ImportError(
-                    "transport='httpx-aiohttp' needs the aiohttp extra: "
-                    "pip install 'asyncpoll[aiohttp]'"
-                ) from None
-            transport = AiohttpTransport(limits=limits)
+        transport = _httpx_aiohttp(limits) if kind == "httpx-aiohttp" else _httpx_own(limits)
         return httpx.AsyncClient(
             base_url=self._base_url,
             timeout=httpx.Timeout(self._request_timeout),
@@ -234,6 +226,104 @@ class HttpxTransport:
         """Close the client if this transport made it."""
         if self._owns_client:
             await self._client.aclose()
+
+
+class _NoUnread(httpcore.AsyncConnectionInterface):
+    """A pooled connection that is not reused while it holds bytes no request asked for.
+
+    httpcore reuses an idle HTTP/1.1 connection unless its socket is readable. Bytes that
+    came in with the end of a response (a stray response written after the real one)
+    are in h11's buffer by then, not the socket's, and the next request sent on that
+    connection would read them as its answer. Such a connection has expired here: the
+    pool closes it instead (it asks before each request, and as each response closes).
+    """
+
+    def __init__(self, connection: httpcore.AsyncConnectionInterface) -> None:
+        self._connection = connection
+
+    def has_expired(self) -> bool:
+        connection = self._connection
+        return connection.has_expired() or (connection.is_idle() and _holds_unread(connection))
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        return await self._connection.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._connection.aclose()
+
+    def info(self) -> str:
+        return self._connection.info()
+
+    def can_handle_request(self, origin: httpcore.Origin) -> bool:
+        return self._connection.can_handle_request(origin)
+
+    def is_available(self) -> bool:
+        return self._connection.is_available()
+
+    def is_idle(self) -> bool:
+        return self._connection.is_idle()
+
+    def is_closed(self) -> bool:
+        return self._connection.is_closed()
+
+    def __repr__(self) -> str:
+        return repr(self._connection)
+
+
+def _holds_unread(connection: object) -> bool:
+    """True when the HTTP/1.1 connection inside ``connection`` (httpcore's connection
+    wraps the one it opened, through a proxy's too) has received bytes not yet parsed."""
+    for _ in range(3):
+        state = getattr(connection, "_h11_state", None)
+        if state is not None:
+            return bool(state.trailing_data[0])  # h11's received, unprocessed bytes
+        connection = getattr(connection, "_connection", None)
+    return False
+
+
+class _Pool(httpcore.AsyncConnectionPool):
+    """httpcore's pool, each connection it opens wrapped in ``_NoUnread``."""
+
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
+        return _NoUnread(super().create_connection(origin))
+
+
+def _httpx_own(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport, on a pool that never sends on a connection holding unread
+    bytes (see ``_NoUnread``)."""
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    pool = transport._pool
+    if type(pool) is httpcore.AsyncConnectionPool:
+        # The pool httpx built, from all of its arguments; only create_connection differs.
+        pool.__class__ = _Pool
+    return transport
+
+
+def _httpx_aiohttp(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """httpx-aiohttp's transport on a session made as the native aiohttp transport's is:
+    each request sent once, never on a connection holding unread bytes (see
+    ``_aiohttp.careful_session``)."""
+    try:
+        from httpx_aiohttp import AiohttpTransport
+
+        from ._aiohttp import careful_session
+    except ImportError:
+        raise ImportError(
+            "transport='httpx-aiohttp' needs the aiohttp extra: pip install 'asyncpoll[aiohttp]'"
+        ) from None
+
+    class Careful(AiohttpTransport):
+        def get_client(self) -> Any:  # an aiohttp.ClientSession, made in the running loop
+            # httpx-aiohttp's own connector arguments, on a connector of our own.
+            return careful_session(
+                {
+                    "limit": self.limits.max_connections or 0,
+                    "keepalive_timeout": self.limits.keepalive_expiry,
+                    "ssl": self.ssl_context,
+                }
+            )
+
+    return Careful(limits=limits)
 
 
 async def _read_capped(r: httpx.Response, cap: int) -> bytes:

@@ -36,6 +36,7 @@ from ._options import (
     check_seconds,
     job_key,
 )
+from ._picktransport import make_transport
 from ._policy import checked_delay
 from ._ratelimit import RateLimit
 from ._reader import Reader
@@ -43,7 +44,7 @@ from ._record import JobRecord
 from ._redact import redact_headers, redact_url
 from ._remote import Remote, create_request
 from ._schedule import Schedule
-from ._transport import DEFAULT_MAX_BODY, Transport, make_transport
+from ._transport import DEFAULT_MAX_BODY, Transport
 
 __all__ = ["AsCompleted", "PollerStatistics", "TaskPoller"]
 

@@ -3,7 +3,8 @@
 The engine sees one narrow interface, ``Transport``: ``await transport.request(...)``
 returns a transport-neutral ``Response`` or raises ``TransportFailure``. Each client
 library lives behind its own module (``_http`` for httpx, ``_aiohttp`` for aiohttp), the
-only modules that import it; ``make_transport`` picks one from the poller's arguments.
+only modules that import it; ``_picktransport.make_transport`` picks one from the
+poller's arguments. This module imports neither.
 
 Bodies are read the same way by every transport: capped on decoded bytes, with gzip and
 deflate inflated here, never more than the cap allows at a time.
@@ -11,9 +12,8 @@ deflate inflated here, never more than the cap allows at a time.
 
 from __future__ import annotations
 
-import sys
 import zlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from ._redact import redact_url
@@ -22,18 +22,14 @@ from ._response import Response
 __all__ = [
     "ACCEPT_ENCODING",
     "DEFAULT_MAX_BODY",
-    "TRANSPORTS",
     "Transport",
     "TransportFailure",
-    "make_transport",
     "read_capped",
     "too_large",
 ]
 
 #: Largest status body read, in decoded bytes; a larger one is refused, not buffered.
 DEFAULT_MAX_BODY = 1024 * 1024
-#: The transports a poller can make its own client with.
-TRANSPORTS = ("httpx", "httpx-aiohttp", "aiohttp")
 #: The encodings asked for: the ones ``read_capped`` inflates under the size cap.
 ACCEPT_ENCODING = "gzip, deflate"
 #: Compressions refused when a server sends them unasked; any other unknown token (a
@@ -148,53 +144,3 @@ async def read_capped(
         raise too_large(method, url, cap)
     chunks.append(out)
     return b"".join(chunks)
-
-
-def make_transport(
-    kind: str,
-    client: Any,
-    *,
-    base_url: str | None,
-    headers: Mapping[str, str],
-    request_timeout: float | None,
-    max_connections: int,
-    max_body: int,
-    secret_headers: Iterable[str],
-) -> Transport:
-    """The transport for a poller's ``transport=`` and ``client=`` arguments.
-
-    A ``client=`` is used as it is, whatever ``transport=`` says: an
-    ``httpx.AsyncClient`` (over any httpx transport) goes through httpx, an
-    ``aiohttp.ClientSession`` through the native aiohttp path. Without one, ``kind``
-    picks the client the poller makes and closes.
-    """
-    if kind not in TRANSPORTS:
-        raise ValueError(
-            f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, got {kind!r}"
-        )
-    options: dict[str, Any] = {
-        "base_url": base_url,
-        "headers": headers,
-        "request_timeout": request_timeout,
-        "max_connections": max_connections,
-        "max_body": max_body,
-        "secret_headers": secret_headers,
-    }
-    # A session (or a subclass) can only exist once aiohttp is imported: no import here.
-    aiohttp = sys.modules.get("aiohttp")
-    is_session = (
-        client is not None and aiohttp is not None and isinstance(client, aiohttp.ClientSession)
-    )
-    if is_session or (client is None and kind == "aiohttp"):
-        try:
-            from ._aiohttp import AiohttpTransport
-        except ImportError as exc:
-            if exc.name != "aiohttp":
-                raise
-            raise ImportError(
-                "transport='aiohttp' needs the aiohttp extra: pip install 'asyncpoll[aiohttp]'"
-            ) from None
-        return AiohttpTransport(session=client, **options)
-    from ._http import HttpxTransport
-
-    return HttpxTransport(client=client, kind="httpx" if kind == "aiohttp" else kind, **options)

@@ -204,6 +204,14 @@ async def test_on_trio_a_made_session_falls_back_to_httpx(
     ]
 
 
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("trio", {}), id="trio")], indirect=False)
+async def test_on_trio_a_transport_without_a_fallback_refuses_to_open() -> None:
+    """Falling back is the picker's choice: a bare AiohttpTransport cannot open on trio."""
+    with pytest.raises(RuntimeError) as info:
+        AiohttpTransport().open()
+    assert str(info.value) == "transport='aiohttp' runs on asyncio only, not trio"
+
+
 def test_a_callers_session_on_trio_is_refused_by_name() -> None:
     """A caller's aiohttp session cannot run on trio: entering the poller says so."""
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import gzip
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+import asyncpoll
 from asyncpoll._http import DEFAULT_MAX_BODY, HttpxTransport, TransportFailure
 
 pytestmark = pytest.mark.anyio
@@ -156,3 +159,64 @@ def test_base_url_with_a_callers_client_is_refused() -> None:
     """base_url= cannot be combined with a caller's client; the error says what to do."""
     with pytest.raises(ValueError, match="give the client its base_url"):
         HttpxTransport(client=httpx.AsyncClient(), base_url="https://h.test")
+
+
+def _imports(module: Path) -> set[str]:
+    """The package modules ``module`` imports at run time, at its top or lazily inside a
+    function; imports under ``if TYPE_CHECKING:`` do not run, and are left out."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:
+                found.update(alias.name for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(module.read_text()))
+    return found
+
+
+def _import_graph() -> dict[str, set[str]]:
+    package = Path(asyncpoll.__file__).parent
+    return {path.stem: _imports(path) for path in package.glob("*.py")}
+
+
+def _reached(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(graph[start])
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(graph.get(module, ()))
+    return seen
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    """No import cycle in the package, lazy imports (inside functions) included."""
+    graph = _import_graph()
+    assert {m for m in graph if m in _reached(graph, m)} == set()
+
+
+def test_the_transport_modules_stay_edges() -> None:
+    """``_picktransport`` alone picks a transport: the shared ``_transport`` imports no
+    client module, and the client modules import nothing of the engine."""
+    graph = _import_graph()
+    clients = {"_http", "_aiohttp"}
+    assert _reached(graph, "_transport").isdisjoint(clients | {"_picktransport"})
+    # _demo: the in-process mock client; _http: httpx-aiohttp's session, made in _aiohttp.
+    assert {m for m in graph if graph[m] & clients} == {"_picktransport", "_demo", "_http"}
+    assert "_http" not in _reached(graph, "_aiohttp")
+    engine = {
+        "_poller", "_handle", "_hosts", "_clock", "_ratelimit", "_policy", "_schedule",
+        "_reader", "_jsonreader", "_status", "_submit", "_demo", "_picktransport",
+    }  # fmt: skip
+    for module in sorted(clients):
+        assert _reached(graph, module).isdisjoint(engine), module

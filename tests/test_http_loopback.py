@@ -16,6 +16,8 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import httpx
+import httpx_aiohttp
 import pytest
 from conftest import MakePoller, serving
 
@@ -170,14 +172,14 @@ async def test_the_httpx_aiohttp_transport_polls_real_http(
         max_concurrency=4,
     ) as p:
         results = await p.gather(*[p.add(f"a{i}") for i in range(20)])
-        inner = type(p._transport._client._transport).__name__  # type: ignore[attr-defined]
+        inner = p._transport._client._transport  # type: ignore[attr-defined]
     assert results == [{"job": f"a{i}"} for i in range(20)]
     fallbacks = [r.getMessage() for r in caplog.records if "runs on asyncio only" in r.getMessage()]
     if anyio_backend_name == "asyncio":
-        assert inner == "AiohttpTransport"
+        assert isinstance(inner, httpx_aiohttp.AiohttpTransport)
         assert fallbacks == []
     else:
-        assert inner == "AsyncHTTPTransport"
+        assert isinstance(inner, httpx.AsyncHTTPTransport)
         assert fallbacks == [
             "transport='httpx-aiohttp' runs on asyncio only; using httpx's own transport on trio"
         ]
