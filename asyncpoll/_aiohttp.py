@@ -15,6 +15,10 @@ new connection, when the connection it went out on fails (a reset, a server that
 disconnected): a request the poller's rate limit never admitted. Every session here
 sends each request once; a failure is a transient ``TransportFailure`` and the poller's
 retry schedule decides what comes next.
+
+A kept-alive connection that holds bytes no request asked for (a stray response written
+after the real one) would hand them to the next request sent on it: a session made here
+never sends on such a connection (see ``_CleanConnector``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from typing import Any
 
 import aiohttp
 import sniffio
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -42,7 +48,7 @@ from ._transport import (
 )
 from ._urls import join_base
 
-__all__ = ["AiohttpTransport", "no_resend"]
+__all__ = ["AiohttpTransport", "careful_session", "no_resend"]
 
 #: What every request is sent with: the poller reads every status code itself and
 #: follows no redirect; bodies are inflated under the size cap by ``read_capped``.
@@ -67,6 +73,41 @@ def no_resend(session: aiohttp.ClientSession) -> bool:
         return False
     session._retry_connection = False
     return True
+
+
+class _CleanConnector(aiohttp.TCPConnector):
+    """Hands out no kept-alive connection holding bytes that no request asked for.
+
+    aiohttp parses whatever arrives on an idle pooled connection (a stray response a
+    server wrote after the real one) and queues it for the next request sent there,
+    which would take it for its own answer. A connection released with bytes unread
+    aiohttp closes itself; one that got them while idle is closed here, when the pool
+    hands it out and before anything is sent on it, and the next one is taken.
+    """
+
+    async def connect(
+        self, req: aiohttp.ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        conn = await super().connect(req, traces, timeout)
+        # Each round closes a pooled connection: at most the pool's size of them (a
+        # server that talks first on every new connection gets its say after that).
+        for _ in range(self.limit or 100):
+            protocol = conn.protocol
+            # should_close: a message or bytes queued, a body unread, an error, a close.
+            if protocol is None or not protocol.should_close:
+                break
+            conn.close()
+            conn = await super().connect(req, traces, timeout)
+        return conn
+
+
+def careful_session(connector: Mapping[str, Any], **options: Any) -> aiohttp.ClientSession:
+    """An aiohttp session that sends each request once (see ``no_resend``) and never on
+    a connection holding unread bytes; ``connector`` and ``options``: the arguments of
+    its ``TCPConnector`` and of the session."""
+    session = aiohttp.ClientSession(connector=_CleanConnector(**connector), **options)
+    no_resend(session)
+    return session
 
 
 class _NotResent(aiohttp.ClientConnectionError):
@@ -210,15 +251,13 @@ class AiohttpTransport:
         jar: aiohttp.abc.AbstractCookieJar = (
             aiohttp.CookieJar(unsafe=True) if cookies else aiohttp.DummyCookieJar()
         )
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0),
+        return careful_session(
+            {"limit": self._max_connections, "limit_per_host": 0},
             timeout=timeout,
             auto_decompress=False,  # inflated under the size cap by read_capped
             cookie_jar=jar,  # unsafe=True: keep cookies of IP-address hosts, as httpx does
             headers=headers,
         )
-        no_resend(session)
-        return session
 
     def _make_bare(self, session: aiohttp.ClientSession) -> aiohttp.ClientSession:
         """A session for other origins: ``session``'s connections (its TLS, resolver and

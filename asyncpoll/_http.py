@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from typing import Any, cast
 
+import httpcore
 import httpx
 import sniffio
 
@@ -129,9 +130,7 @@ class HttpxTransport:
             max_connections=self._max_connections,
             max_keepalive_connections=self._max_connections,  # no churn under load
         )
-        transport: httpx.AsyncBaseTransport | None = None
-        if kind == "httpx-aiohttp":
-            transport = _httpx_aiohttp(limits)
+        transport = _httpx_aiohttp(limits) if kind == "httpx-aiohttp" else _httpx_own(limits)
         return httpx.AsyncClient(
             base_url=self._base_url,
             timeout=httpx.Timeout(self._request_timeout),
@@ -229,28 +228,94 @@ class HttpxTransport:
             await self._client.aclose()
 
 
-def _httpx_aiohttp(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    """httpx-aiohttp's transport, on an aiohttp session that sends each request once.
+class _NoUnread(httpcore.AsyncHTTPConnection):
+    """A pooled connection that is not reused while it holds bytes no request asked for.
 
-    aiohttp re-sends an idempotent request by itself after a reset or a disconnect on
-    its connection (see ``_aiohttp``); the session made here has that turned off, so
-    the failure reaches the poller, whose retry schedule (and rate limit) decide.
+    httpcore reuses an idle HTTP/1.1 connection unless its socket is readable. Bytes that
+    came in with the end of a response (a stray response written after the real one)
+    are in h11's buffer by then, not the socket's, and the next request sent on that
+    connection would read them as its answer. Such a connection has expired here: the
+    pool closes it instead (it asks before each request, and as each response closes).
     """
+
+    #: h11's buffer was looked at since the last request, and held nothing.
+    _looked = False
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        self._looked = False
+        return await super().handle_async_request(request)
+
+    def has_expired(self) -> bool:
+        # The pool asks each of its connections, twice a request: one look per idle
+        # spell, for nothing reads from an idle connection's socket into h11's buffer.
+        if not self._looked:
+            opened = self._connection  # the HTTP/1.1 (or 2) connection, once connected
+            if opened is not None and opened.is_idle():
+                if _holds_unread(opened):
+                    return True
+                self._looked = True
+        return super().has_expired()
+
+
+def _holds_unread(connection: object) -> bool:
+    """True when the HTTP/1.1 connection ``connection`` is, or wraps (a proxy's does),
+    has received bytes not yet parsed."""
+    for _ in range(3):
+        state = getattr(connection, "_h11_state", None)
+        if state is not None:
+            return bool(state.trailing_data[0])  # h11's received, unprocessed bytes
+        connection = getattr(connection, "_connection", None)
+    return False
+
+
+class _Pool(httpcore.AsyncConnectionPool):
+    """httpcore's pool, each direct connection it opens a ``_NoUnread``."""
+
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
+        connection = super().create_connection(origin)
+        if type(connection) is httpcore.AsyncHTTPConnection:
+            # Made from all of the pool's arguments; only has_expired differs. (Not a
+            # wrapper: the pool asks every connection is_idle() O(n^2) times a request.)
+            connection.__class__ = _NoUnread
+        return connection
+
+
+def _httpx_own(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport, on a pool that never sends on a connection holding unread
+    bytes (see ``_NoUnread``)."""
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    pool = transport._pool
+    if type(pool) is httpcore.AsyncConnectionPool:
+        # The pool httpx built, from all of its arguments; only create_connection differs.
+        pool.__class__ = _Pool
+    return transport
+
+
+def _httpx_aiohttp(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """httpx-aiohttp's transport on a session made as the native aiohttp transport's is:
+    each request sent once, never on a connection holding unread bytes (see
+    ``_aiohttp.careful_session``)."""
     try:
         from httpx_aiohttp import AiohttpTransport
+
+        from ._aiohttp import careful_session
     except ImportError:
         raise ImportError(
             "transport='httpx-aiohttp' needs the aiohttp extra: pip install 'asyncpoll[aiohttp]'"
         ) from None
 
-    class SendOnce(AiohttpTransport):
-        def get_client(self) -> Any:  # an aiohttp.ClientSession
-            session = super().get_client()
-            if hasattr(session, "_retry_connection"):  # aiohttp's private switch
-                session._retry_connection = False
-            return session
+    class Careful(AiohttpTransport):
+        def get_client(self) -> Any:  # an aiohttp.ClientSession, made in the running loop
+            # httpx-aiohttp's own connector arguments, on a connector of our own.
+            return careful_session(
+                {
+                    "limit": self.limits.max_connections or 0,
+                    "keepalive_timeout": self.limits.keepalive_expiry,
+                    "ssl": self.ssl_context,
+                }
+            )
 
-    return SendOnce(limits=limits)
+    return Careful(limits=limits)
 
 
 async def _read_capped(r: httpx.Response, cap: int) -> bytes:

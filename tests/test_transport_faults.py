@@ -18,6 +18,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
+import anyio
+import anyio.lowlevel
+import httpx
 import pytest
 
 import asyncpoll
@@ -30,9 +33,10 @@ pytestmark = pytest.mark.anyio
 ASYNCIO = ("asyncio", {"loop_factory": asyncio.new_event_loop})
 TRIO = ("trio", {})
 
-#: (event loop, transport): every transport kind, and a caller's aiohttp session.
+#: (event loop, transport): every transport kind, and a caller's client of each library.
 KINDS = [
     pytest.param((ASYNCIO, "httpx"), id="asyncio-httpx"),
+    pytest.param((ASYNCIO, "httpx-client"), id="asyncio-httpx-callers-client"),
     pytest.param((ASYNCIO, "httpx-aiohttp"), id="asyncio-httpx-aiohttp"),
     pytest.param((ASYNCIO, "aiohttp"), id="asyncio-aiohttp"),
     pytest.param((ASYNCIO, "aiohttp-session"), id="asyncio-aiohttp-callers-session"),
@@ -51,21 +55,34 @@ def anyio_backend(kind: tuple[tuple[str, dict[str, Any]], str]) -> tuple[str, di
 
 
 @contextlib.asynccontextmanager
-async def opened(kind: str) -> AsyncIterator[Transport]:
-    """An opened transport of ``kind``, closed afterwards (a caller's session too)."""
-    session = aiohttp.ClientSession() if kind == "aiohttp-session" else None
-    made: Transport
-    if kind in ("httpx", "httpx-aiohttp"):
-        made = HttpxTransport(kind=kind, request_timeout=5)
+async def callers_client(kind: str) -> AsyncIterator[Any]:
+    """The caller's own client for ``kind`` (closed afterwards), or None."""
+    if kind == "aiohttp-session":
+        async with aiohttp.ClientSession() as session:
+            yield session
+    elif kind == "httpx-client":
+        async with httpx.AsyncClient(timeout=5) as client:
+            yield client
     else:
-        made = AiohttpTransport(session=session, request_timeout=5)
-    transport = made.open()
-    try:
-        yield transport
-    finally:
-        await transport.aclose()
-        if session is not None:
-            await session.close()
+        yield None
+
+
+@contextlib.asynccontextmanager
+async def opened(kind: str) -> AsyncIterator[Transport]:
+    """An opened transport of ``kind``, closed afterwards (a caller's client too)."""
+    async with callers_client(kind) as client:
+        made: Transport
+        if kind in ("httpx", "httpx-aiohttp"):
+            made = HttpxTransport(kind=kind, request_timeout=5)
+        elif kind == "httpx-client":
+            made = HttpxTransport(client=client)
+        else:
+            made = AiohttpTransport(session=client, request_timeout=5)
+        transport = made.open()
+        try:
+            yield transport
+        finally:
+            await transport.aclose()
 
 
 def response(body: bytes, *, status: int = 200) -> bytes:
@@ -105,6 +122,9 @@ class RawServer:
         self.listener.listen()
         self.listener.settimeout(0.05)
         self.connections = 0
+        #: For answers that wait on the test: set by the test, and by the answer.
+        self.go = threading.Event()
+        self.went = threading.Event()
         self.threads: list[threading.Thread] = []
         host, port = self.listener.getsockname()
         self.url = f"http://{host}:{port}"
@@ -241,24 +261,85 @@ async def test_the_poller_counts_every_request_that_reaches_the_server(
 ) -> None:
     """Through the poller: the server sees exactly the requests the engine made (and
     rate-limited); each reset is a transient error its retry schedule retried."""
-    session = aiohttp.ClientSession() if kind[1] == "aiohttp-session" else None
-    try:
-        async with asyncpoll.TaskPoller(
+    async with (
+        callers_client(kind[1]) as client,
+        asyncpoll.TaskPoller(
             flaky_api.url + "/jobs/{job_id}",
-            client=session,
-            transport="aiohttp" if session else kind[1],
+            client=client,
+            transport="httpx" if client else kind[1],
             schedule=asyncpoll.fixed(0),
             retry_schedule=asyncpoll.fixed(0),
             rate_limit=asyncpoll.RateLimit(1000, burst=1000),
             max_errors=10,
-        ) as p:
-            assert await p.add("a") == 5
-            stats = p.statistics()
-    finally:
-        if session is not None:
-            await session.close()
+        ) as p,
+    ):
+        assert await p.add("a") == 5
+        stats = p.statistics()
     # Requests 1, 3 and 5 open a connection and are answered; 2 and 4 are reset.
     assert [path for _, _, path in flaky_api.requests] == ["/jobs/a"] * 5
     assert flaky_api.per_connection() == [2, 2, 1]
     assert stats.requests == 5
     assert stats.transient_errors == 2
+
+
+STRAY = response(b'{"stray": true}')
+
+
+def answer(path: str) -> bytes:
+    return response(json.dumps({"path": path}).encode())
+
+
+def stray_in_one_write(
+    server: RawServer, conn: socket.socket, number: int, nth: int, path: str
+) -> bool:
+    """The very first request's answer comes with a stray response in the same write."""
+    conn.sendall(answer(path) + STRAY if (number, nth) == (1, 1) else answer(path))
+    return True
+
+
+def stray_while_idle(
+    server: RawServer, conn: socket.socket, number: int, nth: int, path: str
+) -> bool:
+    """The very first answer is followed, once the test says so (the client has its
+    answer and the connection is idle in its pool), by a stray response."""
+    conn.sendall(answer(path))
+    if (number, nth) == (1, 1) and server.go.wait(5):
+        conn.sendall(STRAY)
+        server.went.set()
+    return True
+
+
+@pytest.fixture(params=[stray_in_one_write, stray_while_idle], ids=["same-write", "while-idle"])
+def stray(request: pytest.FixtureRequest) -> Iterator[RawServer]:
+    yield from running(request.param)
+
+
+#: What a caller's own client keeps doing: its pool is the caller's, left as it is.
+CALLERS_POOLS = {
+    ("httpx-client", "same-write"): "httpx reuses a connection whose h11 buffer holds bytes",
+    ("aiohttp-session", "while-idle"): (
+        "aiohttp's connector reuses a connection with a response queued while it was idle"
+    ),
+}
+
+
+async def test_a_stray_response_never_answers_the_next_request(
+    kind: tuple[Any, str], stray: RawServer, request: pytest.FixtureRequest
+) -> None:
+    """Bytes left after a complete response make the connection unusable: the next
+    request gets its own answer (on another connection), never the stray one."""
+    timing = "while-idle" if stray.answer is stray_while_idle else "same-write"
+    if (kind[1], timing) in CALLERS_POOLS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=CALLERS_POOLS[kind[1], timing]))
+    async with opened(kind[1]) as t:
+        first = await t.get(f"{stray.url}/one")
+        stray.go.set()
+        if stray.answer is stray_while_idle:
+            assert await anyio.to_thread.run_sync(stray.went.wait, 5)
+            for _ in range(3):  # the event loop reads what the socket has by now
+                await anyio.lowlevel.checkpoint()
+        second = await t.get(f"{stray.url}/two")
+    assert first.json() == {"path": "/one"}
+    assert second.json() == {"path": "/two"}
+    assert [path for _, _, path in stray.requests] == ["/one", "/two"]
+    assert stray.per_connection() == [1, 1]
