@@ -228,7 +228,7 @@ class HttpxTransport:
             await self._client.aclose()
 
 
-class _NoUnread(httpcore.AsyncConnectionInterface):
+class _NoUnread(httpcore.AsyncHTTPConnection):
     """A pooled connection that is not reused while it holds bytes no request asked for.
 
     httpcore reuses an idle HTTP/1.1 connection unless its socket is readable. Bytes that
@@ -238,41 +238,28 @@ class _NoUnread(httpcore.AsyncConnectionInterface):
     pool closes it instead (it asks before each request, and as each response closes).
     """
 
-    def __init__(self, connection: httpcore.AsyncConnectionInterface) -> None:
-        self._connection = connection
-
-    def has_expired(self) -> bool:
-        connection = self._connection
-        return connection.has_expired() or (connection.is_idle() and _holds_unread(connection))
+    #: h11's buffer was looked at since the last request, and held nothing.
+    _looked = False
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        return await self._connection.handle_async_request(request)
+        self._looked = False
+        return await super().handle_async_request(request)
 
-    async def aclose(self) -> None:
-        await self._connection.aclose()
-
-    def info(self) -> str:
-        return self._connection.info()
-
-    def can_handle_request(self, origin: httpcore.Origin) -> bool:
-        return self._connection.can_handle_request(origin)
-
-    def is_available(self) -> bool:
-        return self._connection.is_available()
-
-    def is_idle(self) -> bool:
-        return self._connection.is_idle()
-
-    def is_closed(self) -> bool:
-        return self._connection.is_closed()
-
-    def __repr__(self) -> str:
-        return repr(self._connection)
+    def has_expired(self) -> bool:
+        # The pool asks each of its connections, twice a request: one look per idle
+        # spell, for nothing reads from an idle connection's socket into h11's buffer.
+        if not self._looked:
+            opened = self._connection  # the HTTP/1.1 (or 2) connection, once connected
+            if opened is not None and opened.is_idle():
+                if _holds_unread(opened):
+                    return True
+                self._looked = True
+        return super().has_expired()
 
 
 def _holds_unread(connection: object) -> bool:
-    """True when the HTTP/1.1 connection inside ``connection`` (httpcore's connection
-    wraps the one it opened, through a proxy's too) has received bytes not yet parsed."""
+    """True when the HTTP/1.1 connection ``connection`` is, or wraps (a proxy's does),
+    has received bytes not yet parsed."""
     for _ in range(3):
         state = getattr(connection, "_h11_state", None)
         if state is not None:
@@ -282,10 +269,15 @@ def _holds_unread(connection: object) -> bool:
 
 
 class _Pool(httpcore.AsyncConnectionPool):
-    """httpcore's pool, each connection it opens wrapped in ``_NoUnread``."""
+    """httpcore's pool, each direct connection it opens a ``_NoUnread``."""
 
     def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
-        return _NoUnread(super().create_connection(origin))
+        connection = super().create_connection(origin)
+        if type(connection) is httpcore.AsyncHTTPConnection:
+            # Made from all of the pool's arguments; only has_expired differs. (Not a
+            # wrapper: the pool asks every connection is_idle() O(n^2) times a request.)
+            connection.__class__ = _NoUnread
+        return connection
 
 
 def _httpx_own(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
