@@ -169,22 +169,30 @@ def _names_other(
     """The id of another followed job that a status body names, or None.
 
     A server that wrote a stray response onto a kept-alive connection makes the next
-    request on it read an answer meant for another job; an id field naming a job this
-    poller follows, other than this one, gives it away.
+    request on it read an answer meant for another job; a body that names a job this
+    poller follows, and nowhere names this one, gives it away. (A body naming this job
+    too, say as its own id beside a parent's, is this job's.)
     """
+    if response.content[:1] != b"{":
+        return None  # not a JSON object (or one after white space): nothing to check
     try:
         body = response.json()
     except ValueError:
         return None
     if not isinstance(body, dict):
         return None
+    other = None
     for name in _ID_FIELDS:
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        if isinstance(value, str) and value != record.job_id and follows(value):
-            return value
-    return None
+        if not isinstance(value, str):
+            continue
+        if value == record.job_id:
+            return None
+        if other is None and follows(value):
+            other = value
+    return other
 
 
 class _Transient(Exception):

@@ -187,6 +187,8 @@ def test_an_answer_naming_another_followed_job_is_transient() -> None:
         1.0, "transient"
     )
     assert isinstance(decide(record(), answer(200, body), 0.0, rules()), Finish)
+    parent = b'{"id": "a", "job_id": "b", "status": "succeeded"}'  # b named beside a
+    assert isinstance(decide(record(), answer(200, parent), 0.0, rules(follows=follows)), Finish)
 
 
 def test_decide_reads_no_clock() -> None:
