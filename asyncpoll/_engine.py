@@ -13,7 +13,6 @@ heap entries and ``max_concurrency`` worker tasks. Every wait goes through one c
 
 from __future__ import annotations
 
-import collections
 import logging
 import math
 from collections.abc import Callable
@@ -49,6 +48,7 @@ from ._registry import MemoryRegistry
 from ._send import Sender, call_check
 from ._status import JobState
 from ._transport import Transport, TransportFailure
+from ._watchdog import Watchdog
 
 if TYPE_CHECKING:
     from ._handle import JobHandle
@@ -151,11 +151,7 @@ class Engine:
         self._tick_end = -math.inf  # the scheduler's earliest next wake-up
         self._wake_at = math.inf  # when the scheduler's current sleep ends
         self._wake_scope: anyio.CancelScope | None = None
-        # (limit, request number, handle) of requests bounded by request_timeout, in
-        # start order; the watchdog cancels those still running at their limit.
-        self._watched: collections.deque[tuple[float, int, JobHandle]] = collections.deque()
-        self._expired: set[JobHandle] = set()  # handles whose request the watchdog cut
-        self._watchdog_scope: anyio.CancelScope | None = None
+        self._watchdog: Watchdog | None = None  # bounds requests by request_timeout
         self._finish_event: anyio.Event | None = None  # set, then replaced, on each finish
         self._idle_event: anyio.Event | None = None  # set when nothing is left to do
         self._ready_send: MemoryObjectSendStream[JobHandle] | None = None
@@ -189,7 +185,8 @@ class Engine:
         self.open = True
         tg.start_soon(self._scheduler, name="asyncpoll scheduler")
         if self._request_timeout is not None:
-            tg.start_soon(self._watchdog, name="asyncpoll watchdog")
+            self._watchdog = Watchdog(self.clock, self._request_timeout)
+            tg.start_soon(self._watchdog.run, name="asyncpoll watchdog")
         with ready_recv:
             for _ in range(self._max_concurrency):
                 tg.start_soon(self._worker, ready_recv.clone(), name="asyncpoll worker")
@@ -204,8 +201,8 @@ class Engine:
         self.callbacks.close()
         if self._wake_scope is not None:
             self._wake_scope.cancel()
-        if self._watchdog_scope is not None:
-            self._watchdog_scope.cancel()
+        if self._watchdog is not None:
+            self._watchdog.stop()
         self.bus.close()
 
     def idle(self) -> bool:
@@ -361,38 +358,6 @@ class Engine:
                 if handle is not None and scope.cancelled_caught:
                     self._interrupted(handle)
 
-    async def _watchdog(self) -> None:
-        """Cut short the requests that outlast ``request_timeout``.
-
-        Requests bounded by ``request_timeout`` (not by their job's nearer deadline)
-        are queued in start order, so their limits come in order too: one sleep until
-        the oldest one's limit covers them all, instead of a timer per request.
-        """
-        watched, clock = self._watched, self.clock
-        period = self._request_timeout
-        assert period is not None
-        slept_to = -math.inf
-        while self.open:
-            now = max(clock.now(), slept_to)  # see _scheduler
-            while watched:
-                limit, seq, handle = watched[0]
-                if handle._in_request != seq:
-                    watched.popleft()  # answered already
-                elif limit <= now:
-                    watched.popleft()
-                    if handle._scope is not None:  # always, while _in_request is set
-                        self._expired.add(handle)
-                        handle._scope.cancel()
-                else:
-                    break
-            # Anything queued while this sleeps has a later limit than its end.
-            until = watched[0][0] if watched else now + period
-            with anyio.CancelScope() as scope:
-                self._watchdog_scope = scope
-                await clock.sleep_until(until)
-            self._watchdog_scope = None
-            slept_to = -math.inf if scope.cancelled_caught else until
-
     async def _poll(self, handle: JobHandle, scope: anyio.CancelScope) -> None:
         """Make one request for ``handle``'s job and act on what ``decide()`` says.
 
@@ -420,6 +385,7 @@ class Engine:
         response = None
         handle._scope = scope
         armed = False  # whether the scope's deadline is set for this request
+        watchdog = self._watchdog
         try:
             limiter = sender.limiter
             if (
@@ -435,11 +401,10 @@ class Engine:
             sender.requests += 1
             now = clock.now()
             limit = bound - now
-            request_timeout = self._request_timeout
-            if request_timeout is not None and limit > request_timeout:
+            if watchdog is not None and limit > watchdog.period:
                 # The common case: the watchdog bounds it, no timer of its own.
                 seq = handle._in_request = sender.requests
-                self._watched.append((now + request_timeout, seq, handle))
+                watchdog.watch(now, seq, handle)
             elif limit != math.inf:
                 scope.deadline = self._loop_time() + limit  # the job's deadline is nearer
                 armed = True
@@ -468,11 +433,10 @@ class Engine:
             handle._in_request = -1
             if armed:
                 scope.deadline = math.inf
-            watched = self._watched
-            while watched and watched[0][2]._in_request != watched[0][1]:
-                watched.popleft()  # answered: forget them now, not at their limit
-        if self._expired:
-            self._expired.discard(handle)  # answered as the watchdog cut it: the answer wins
+            if watchdog is not None:
+                watchdog.forget_answered()
+        if watchdog is not None:
+            watchdog.took(handle)  # answered as the watchdog cut it: the answer wins
         if handle._finish_seq >= 0:
             return  # cancelled meanwhile
         if response is not None:
@@ -579,8 +543,7 @@ class Engine:
 
     def _interrupted(self, handle: JobHandle) -> None:
         """A poll was cut short by its worker's cancel scope: say why, to the job."""
-        expired = handle in self._expired
-        self._expired.discard(handle)
+        expired = self._watchdog is not None and self._watchdog.took(handle)
         if handle._finish_seq >= 0:
             return  # cancelled, or timed out by the scheduler, meanwhile
         if not expired:
