@@ -24,14 +24,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._bus import CallbackRunner, EventBus
 from ._clock import Clock
-from ._decide import decide, shown_url
+from ._decide import decide, on_status, shown_url
 from ._errors import AsyncPollError, JobCancelled, JobTimeout, PollError
 from ._events import EventKind, JobEvent
 from ._options import Options
 from ._outcomes import (
     Again,
     Answered,
-    Checked,
     CutShort,
     Decision,
     Failed,
@@ -46,7 +45,7 @@ from ._record import Submission
 from ._redact import redact_url
 from ._registry import MemoryRegistry
 from ._send import Sender, call_check
-from ._status import JobState
+from ._status import JobState, Status
 from ._transport import Transport, TransportFailure
 from ._watchdog import Watchdog
 
@@ -244,11 +243,17 @@ class Engine:
         if self.bus.listening:
             self.emit(EventKind.ADDED, handle)
 
-    def push(self, handle: JobHandle, due: float) -> None:
+    def push(self, handle: JobHandle, due: float, now: float | None = None) -> None:
+        """Make the job due at ``due`` (capped at its deadline); ``now``: a clock reading
+        the caller has just taken."""
         deadline = handle._record.deadline
         if deadline is not None and due > deadline:
             due = deadline
-        elif due <= self.clock.now() and self.open and self._ready_send is not None:
+        elif (
+            due <= (self.clock.now() if now is None else now)
+            and self.open
+            and self._ready_send is not None
+        ):
             # Due already (fixed(0), a first poll): straight to the workers, without
             # waking the scheduler for it.
             self._ready_send.send_nowait(handle)
@@ -263,7 +268,8 @@ class Engine:
                 self._wake_scope.cancel()
 
     def emit(self, kind: EventKind, handle: JobHandle) -> None:
-        """Publish one event to the stream's readers and the callback runner."""
+        """Publish one event to the stream's readers and the callback runner (callers skip
+        this when nobody listens and no callback waits for ``kind``)."""
         if self.bus.listening:
             record = handle._record
             progress = handle.progress
@@ -381,8 +387,9 @@ class Engine:
             else:
                 gate = handle._gate = sender.gate_for(url)
                 handle._gate_url = url
-        outcome: Outcome
+        outcome: Outcome | None = None  # None: a check= read ``status``
         response = None
+        status: Status | None = None
         handle._scope = scope
         armed = False  # whether the scope's deadline is set for this request
         watchdog = self._watchdog
@@ -410,7 +417,7 @@ class Engine:
                 armed = True
             try:
                 if action == "poll" and handle._check is not None:
-                    outcome = Checked(await call_check(handle))
+                    status = await call_check(handle)
                 else:
                     assert url is not None
                     response = await sender.request_for(record, url)
@@ -439,6 +446,10 @@ class Engine:
             watchdog.took(handle)  # answered as the watchdog cut it: the answer wins
         if handle._finish_seq >= 0:
             return  # cancelled meanwhile
+        if outcome is None:
+            assert status is not None
+            self.settle_status(handle, status)
+            return
         if response is not None:
             assert url is not None
             handle._last_response = response
@@ -451,16 +462,29 @@ class Engine:
         """Ask ``decide()`` what ``outcome`` means for the job, and do it."""
         record = handle._record
         errors, throttles = record.errors, record.throttles
-        decision = decide(record, outcome, self.clock.now(), self.rules)
+        now = self.clock.now()
+        decision = decide(record, outcome, now, self.rules)
         if record.errors > errors:
             self.transient_errors += 1
         if record.throttles > throttles:
             self.throttled += 1
+        self._act(handle, decision, now)
+
+    def settle_status(self, handle: JobHandle, status: Status) -> None:
+        """A ``check=`` read ``status``: ``decide``'s rule for a status read, and do it.
+
+        The same rule ``decide(record, Checked(status), ...)`` applies, without the
+        outcome's allocation and dispatch on the path taken once per poll.
+        """
+        now = self.clock.now()
+        self._act(handle, on_status(handle._record, status, None, now, self.rules), now)
+
+    def _act(self, handle: JobHandle, decision: Decision, now: float) -> None:
         if type(decision) is Again and decision.kind == "poll" and not decision.stalled:
             # The common case, a live job polled again, without apply()'s dispatch.
             if decision.progressed:
                 self._progressed(handle)
-            self.push(handle, decision.due)
+            self.push(handle, decision.due, now)
         else:
             self.apply(handle, decision)
 
@@ -496,7 +520,12 @@ class Engine:
     def _progressed(self, handle: JobHandle) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("job %r is %s", handle.job_id, handle.state.value)
-        self.emit(EventKind.PROGRESS, handle)
+        if (
+            self.bus.listening
+            or self.callbacks.on_progress is not None
+            or handle._on_progress is not None
+        ):
+            self.emit(EventKind.PROGRESS, handle)
 
     def _stalled(self, handle: JobHandle) -> None:
         record = handle._record
@@ -622,5 +651,6 @@ class Engine:
         if self._finish_event is not None:
             self._finish_event.set()
             self._finish_event = None
-        self.emit(EventKind.DONE, handle)
+        if self.bus.listening or self.callbacks.on_done is not None or handle._on_done is not None:
+            self.emit(EventKind.DONE, handle)
         self.wake_if_idle()
