@@ -173,8 +173,9 @@ def _names_other(
     poller follows, and nowhere names this one, gives it away. (A body naming this job
     too, say as its own id beside a parent's, is this job's.)
     """
-    if response.content[:1] != b"{":
-        return None  # not a JSON object (or one after white space): nothing to check
+    content = response.content
+    if content[:1] != b"{" or (b'id"' not in content and b'Id"' not in content):
+        return None  # not a JSON object, or no id field in it: nothing to check
     try:
         body = response.json()
     except ValueError:
