@@ -63,6 +63,7 @@ class JobHandle:
         "_gate_url",
         "_in_request",
         "_last_response",
+        "_metadata",
         "_on_done",
         "_on_progress",
         "_owner",
@@ -70,7 +71,6 @@ class JobHandle:
         "_record",
         "_result",
         "_scope",
-        "metadata",
     )
 
     def __init__(
@@ -87,8 +87,9 @@ class JobHandle:
         self._owner = owner
         self._poller = poller  # the TaskPoller that made it (identity checks only)
         self._record = record
-        #: The mapping given to ``add(metadata=...)``, for the caller's own use.
-        self.metadata: dict[str, Any] = dict(metadata) if metadata else {}
+        # Made on first use: most jobs have none, and an empty dict per job is one more
+        # object for the garbage collector to walk at a million jobs.
+        self._metadata: dict[str, Any] | None = dict(metadata) if metadata else None
         self._check = check
         self._on_done = on_done
         self._on_progress = on_progress
@@ -115,6 +116,17 @@ class JobHandle:
             self._event.set()
         callbacks, self._done_callbacks = self._done_callbacks, None
         return callbacks
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The mapping given to ``add(metadata=...)``, for the caller's own use."""
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any]) -> None:
+        self._metadata = value
 
     @property
     def job_id(self) -> str:
