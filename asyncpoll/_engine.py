@@ -19,8 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
-import sniffio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._bus import CallbackRunner, EventBus
 from ._clock import Clock
@@ -48,33 +47,17 @@ from ._send import Sender, call_check
 from ._status import JobState, Status
 from ._transport import Transport, TransportFailure
 from ._watchdog import Watchdog
+from ._worker import run_worker
 
 if TYPE_CHECKING:
     from ._handle import JobHandle
 
-__all__ = ["SCHEDULER_TICK", "WORKER_YIELD_EVERY", "Engine"]
+__all__ = ["SCHEDULER_TICK", "Engine"]
 
 logger = logging.getLogger("asyncpoll")
 
 #: The least time between two scheduler wake-ups that each find jobs due, in seconds.
 SCHEDULER_TICK: Final = 0.001
-#: A worker taking queued jobs back to back yields to the event loop after this many.
-WORKER_YIELD_EVERY: Final = 8
-
-
-def _native_cancel_count() -> Callable[[], int] | None:
-    """``Task.cancelling`` of the running asyncio task (Python 3.11+), else None.
-
-    A worker's cancel scope spans many polls; user code that cancels its own task and
-    swallows the error leaves the count raised, which would stop the scope from
-    recognising its own later cancellations as its own.
-    """
-    if sniffio.current_async_library() != "asyncio":
-        return None
-    import asyncio
-
-    task = asyncio.current_task()
-    return getattr(task, "cancelling", None)
 
 
 def _shed(failure: BaseException) -> None:
@@ -188,7 +171,7 @@ class Engine:
             tg.start_soon(self._watchdog.run, name="asyncpoll watchdog")
         with ready_recv:
             for _ in range(self._max_concurrency):
-                tg.start_soon(self._worker, ready_recv.clone(), name="asyncpoll worker")
+                tg.start_soon(run_worker, self, ready_recv.clone(), name="asyncpoll worker")
         tg.start_soon(self.callbacks.run, name="asyncpoll callbacks")
 
     def stop(self) -> None:
@@ -315,56 +298,7 @@ class Engine:
             self._wake_scope = None
             slept_to = -math.inf if scope.cancelled_caught else wake_at
 
-    async def _worker(self, ready: MemoryObjectReceiveStream[JobHandle]) -> None:
-        """Poll jobs from the ready stream, one at a time, until it closes.
-
-        The worker's polls share one cancel scope, made anew only after one is cut
-        short: ``handle.cancel()``, a job's deadline, or the watchdog cancel it while
-        that job's poll runs (``handle._scope``), and the poll's outcome is settled
-        here. No cancel scope and no timer per poll.
-        """
-        receive_nowait, receive = ready.receive_nowait, ready.receive
-        taken = 0
-        cancelling = _native_cancel_count()
-        with ready:
-            while True:
-                handle: JobHandle | None = None
-                with anyio.CancelScope() as scope:
-                    cancels = cancelling() if cancelling is not None else 0
-                    while True:
-                        # Take a queued job without a checkpoint (an HTTP poll yields
-                        # anyway); a check= that never awaits still lets other tasks
-                        # run every few polls.
-                        taken += 1
-                        if taken % WORKER_YIELD_EVERY == 0:
-                            await anyio.lowlevel.checkpoint()
-                        try:
-                            handle = receive_nowait()
-                        except anyio.WouldBlock:
-                            try:
-                                handle = await receive()
-                            except anyio.EndOfStream:
-                                return
-                        except anyio.EndOfStream:
-                            return
-                        if handle._finish_seq >= 0:
-                            continue
-                        try:
-                            await self._poll(handle, scope)
-                        except Exception as exc:  # a bug must cost one job, never the poller
-                            self.internal_error(handle, exc)
-                        handle = None
-                        if scope.cancel_called or (
-                            cancelling is not None and cancelling() != cancels
-                        ):
-                            # A cancellation meant for the poll that just ended (answered
-                            # in the same instant), or one its own code left counted on the
-                            # task (asyncio): a fresh scope, so neither reaches the next.
-                            break
-                if handle is not None and scope.cancelled_caught:
-                    self._interrupted(handle)
-
-    async def _poll(self, handle: JobHandle, scope: anyio.CancelScope) -> None:
+    async def poll(self, handle: JobHandle, scope: anyio.CancelScope) -> None:
         """Make one request for ``handle``'s job and act on what ``decide()`` says.
 
         The request is the job's ``record.action``: a status poll (or its ``check=``),
@@ -575,7 +509,7 @@ class Engine:
         self.registry.rekey(handle, old, decision.job_id)
         self.push(handle, decision.due)
 
-    def _interrupted(self, handle: JobHandle) -> None:
+    def interrupted(self, handle: JobHandle) -> None:
         """A poll was cut short by its worker's cancel scope: say why, to the job."""
         expired = self._watchdog is not None and self._watchdog.took(handle)
         if handle._finish_seq >= 0:
