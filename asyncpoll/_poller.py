@@ -217,7 +217,6 @@ class TaskPoller:
             secret_headers=options.secret_headers,
         )
         self._engine = engine = Engine(options, self._transport, self._clock)
-        self._reader: Reader = engine.rules.reader
         self._remote = Remote(engine, options)
         engine.remote = self._remote
         self._lifecycle = _Lifecycle.UNOPENED

@@ -6,13 +6,14 @@ read and update it; the ``JobHandle`` a caller holds is a future over it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 
 from ._schedule import Schedule
 from ._status import JobState, Status
 from ._submit import CreateRequest
+from ._urls import same_origin
 
 __all__ = ["Action", "JobRecord", "Submission"]
 
@@ -99,22 +100,10 @@ class JobRecord:
             return self.resubmits_left > 0 and self.create is not None
         return False
 
-    def snapshot(self) -> dict[str, Any]:
-        """The record as plain data (for logs, stores and tests)."""
-        return {
-            "job_id": self.job_id,
-            "url": self.url,
-            "target": self.target,
-            "origin": self.origin,
-            "deadline": self.deadline,
-            "action": self.action,
-            "attempts": self.attempts,
-            "errors": self.errors,
-            "throttles": self.throttles,
-            "redirects": self.redirects,
-            "state": self.state.value,
-            "resubmits_left": self.resubmits_left,
-        }
+    def credentials_for(self, url: str) -> bool:
+        """Whether a request to ``url`` may carry credentials: only to the job's origin."""
+        origin = self.origin
+        return url == origin or (origin is not None and same_origin(url, origin))
 
     def __repr__(self) -> str:
         return (

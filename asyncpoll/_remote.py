@@ -21,7 +21,6 @@ from ._response import Response, excerpt
 from ._send import SendFailed, call_check
 from ._status import JobState, Status
 from ._submit import CreateRequest
-from ._urls import same_origin
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -149,13 +148,12 @@ class Remote:
             )
         method = options.cancel_method.upper()
         shown = redact_url(url)
-        origin = record.origin
         try:
             response, _ = await engine.sender.send_now(
                 f"the {method} request",
                 method,
                 url,
-                credentials=origin is not None and same_origin(url, origin),
+                credentials=record.credentials_for(url),
             )
         except SendFailed as exc:
             raise PollError(exc.message, job_id=handle.job_id, url=shown, cause=exc.cause) from (
@@ -208,13 +206,12 @@ class Remote:
         url = record.target
         if url is None:
             return None
-        origin = record.origin
         try:
             response, hint = await engine.sender.send_now(
                 "the status read",
                 "GET",
                 url,
-                credentials=origin is not None and same_origin(url, origin),
+                credentials=record.credentials_for(url),
             )
         except SendFailed:
             return None

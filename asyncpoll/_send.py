@@ -33,7 +33,6 @@ from ._record import JobRecord
 from ._response import Response
 from ._status import Status
 from ._transport import Transport, TransportFailure
-from ._urls import same_origin
 
 if TYPE_CHECKING:
     from ._handle import JobHandle
@@ -234,7 +233,7 @@ class Sender:
         origin = record.origin
         if url is origin:  # the common case, a status URL polled where it was given
             return await transport.request("GET", url)
-        credentials = url == origin or (origin is not None and same_origin(url, origin))
+        credentials = record.credentials_for(url)
         if record.action == "fetch":
             return await transport.request(
                 "GET", url, credentials=credentials, max_body=self.max_result_body
@@ -290,11 +289,6 @@ class Sender:
                 f"no response to {what} within request_timeout={limit:g} s", exc
             ) from exc
         return response, self.feedback(url, response)
-
-    @property
-    def gates(self) -> Mapping[str, HostGate]:
-        """Every host's gate, by host name."""
-        return self._gates
 
 
 async def call_check(handle: JobHandle) -> Status:
