@@ -7,6 +7,7 @@ resolves each job's awaitable handle the moment it reaches a terminal state.
 
 from ._bus import EventStream
 from ._clock import AnyioClock, Clock
+from ._defaultreader import DefaultReader
 from ._errors import (
     AsyncPollError,
     InvalidStateError,
@@ -23,12 +24,13 @@ from ._jsonreader import JsonReader
 from ._limiter import Limiter
 from ._poller import PollerStatistics, TaskPoller
 from ._ratelimit import RateLimit, TokenBucket
-from ._reader import DEFAULT_STATES, DefaultReader, Reader
+from ._reader import Reader
 from ._record import Submission
 from ._response import Response
 from ._schedule import Backoff, Fixed, Schedule, backoff, fixed
 from ._shortcuts import poll, poll_many
 from ._status import JobState, Status
+from ._vocab import DEFAULT_STATES
 
 __version__ = "0.1.0"
 

@@ -24,7 +24,14 @@ from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import quote
 
-from ._errors import JobCancelled, JobFailed, JobStalled, JobTimeout, PollError
+from ._errors import (
+    MESSAGE_TEXT_LIMIT,
+    JobCancelled,
+    JobFailed,
+    JobStalled,
+    JobTimeout,
+    PollError,
+)
 from ._outcomes import (
     Again,
     Answered,
@@ -40,7 +47,7 @@ from ._outcomes import (
 from ._policy import checked_delay
 from ._record import JobRecord
 from ._redact import redact_url
-from ._response import Response, excerpt
+from ._response import Response, clip, excerpt
 from ._status import JobState, Status
 from ._submit import discover
 from ._transport import TransportFailure
@@ -308,15 +315,19 @@ def on_status(
             return Again(now + delay, "resubmit")
         return Finish(state, error=JobFailed(record.job_id, status))
     if state is JobState.CANCELLED:
-        reason = "cancelled on the server" + (f": {status.error}" if status.error else "")
-        return Finish(state, error=JobCancelled(record.job_id, reason))
+        reason = "cancelled on the server" + (
+            f": {clip(status.error, MESSAGE_TEXT_LIMIT)}" if status.error else ""
+        )
+        return Finish(state, error=JobCancelled(record.job_id, reason, status))
     if state is JobState.TIMED_OUT:
         return Finish(state, error=JobTimeout(record.job_id, record.timeout or 0.0, status))
     if state is JobState.ERRORED:
         return Finish(
             state,
             error=PollError(
-                status.error or "the status reported ERRORED",
+                clip(status.error, MESSAGE_TEXT_LIMIT)
+                if status.error
+                else "the status reported ERRORED",
                 job_id=record.job_id,
                 url=shown_url(record),
                 http_status=status.http_status,

@@ -24,7 +24,8 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ._bus import CallbackRunner, EventBus
 from ._clock import Clock
 from ._decide import decide, on_status, shown_url
-from ._errors import AsyncPollError, JobCancelled, JobTimeout, PollError
+from ._defaultreader import DefaultReader
+from ._errors import MESSAGE_TEXT_LIMIT, AsyncPollError, JobCancelled, JobTimeout, PollError
 from ._events import EventKind, JobEvent
 from ._options import Options
 from ._outcomes import (
@@ -39,10 +40,10 @@ from ._outcomes import (
     Rules,
 )
 from ._policy import Pacing
-from ._reader import DefaultReader
 from ._record import Submission
 from ._redact import redact_url
 from ._registry import MemoryRegistry
+from ._response import clip
 from ._send import Sender, call_check
 from ._status import JobState, Status
 from ._transport import Transport, TransportFailure
@@ -441,7 +442,9 @@ class Engine:
                 logger.info(
                     "job %r failed (%s); submitting it again (%d more allowed)",
                     handle.job_id,
-                    (status.error if status is not None else None) or "no error text",
+                    clip(status.error, MESSAGE_TEXT_LIMIT)
+                    if status is not None and status.error
+                    else "no error text",
                     handle._record.resubmits_left,
                 )
             elif decision.kind == "transient" and logger.isEnabledFor(logging.DEBUG):
@@ -468,12 +471,19 @@ class Engine:
 
     def _stalled(self, handle: JobHandle) -> None:
         record = handle._record
+        status = record.status
+        unknown = status.unknown_word if status is not None else None
         logger.warning(
-            "job %r has not changed for %.0f s (state %s, progress %s)",
+            "job %r has not changed for %.0f s (state %s, progress %s)%s",
             record.job_id,
             self.clock.now() - record.changed_at,
             record.state.value,
             handle.progress,
+            ""
+            if unknown is None
+            else f"; the server keeps sending state {unknown!r}, which the reader does not "
+            "know and reads as running (teach it the word: DefaultReader(states={...}) or "
+            "JsonReader(...))",
         )
         self.emit(EventKind.STALLED, handle)
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._response import clip
+
 if TYPE_CHECKING:
     from ._status import Status
 
@@ -46,18 +48,30 @@ class AsyncPollError(Exception):
     response: Any = None
 
 
+#: How much of a server's error text a message quotes; a longer text (a traceback)
+#: keeps its beginning and its end, and the whole of it stays on the exception.
+MESSAGE_TEXT_LIMIT = 1000
+
+
 class JobFailed(AsyncPollError):
     """The job reached a failed state on the server.
 
     Attributes:
         job_id: the job's id.
         status: the ``Status`` that reported the failure.
+        error: the server's whole error text (``status.error``), or None. The message
+            quotes at most about 1,000 characters of it: its beginning and its end.
     """
 
     def __init__(self, job_id: str, status: Status) -> None:
         self.job_id = job_id
         self.status = status
-        reason = f": {status.error}" if status.error else " (the server gave no error text)"
+        self.error = status.error
+        reason = (
+            f": {clip(status.error, MESSAGE_TEXT_LIMIT)}"
+            if status.error
+            else " (the server gave no error text)"
+        )
         super().__init__(f"job {job_id!r} failed{reason}")
 
     def __reduce__(self) -> tuple[type[JobFailed], tuple[str, Status]]:
@@ -107,16 +121,21 @@ class JobCancelled(AsyncPollError):
 
     Attributes:
         job_id: the job's id.
-        reason: why, in a few words.
+        reason: why, in a few words (a server's long text keeps its beginning and end).
+        status: for a job cancelled on the server, the ``Status`` that said so (its
+            ``error`` holds the server's whole text); else None.
     """
 
-    def __init__(self, job_id: str, reason: str = "cancelled by the caller") -> None:
+    def __init__(
+        self, job_id: str, reason: str = "cancelled by the caller", status: Status | None = None
+    ) -> None:
         self.job_id = job_id
         self.reason = reason
+        self.status = status
         super().__init__(f"job {job_id!r} was cancelled: {reason}")
 
-    def __reduce__(self) -> tuple[type[JobCancelled], tuple[str, str]]:
-        return (type(self), (self.job_id, self.reason))
+    def __reduce__(self) -> tuple[type[JobCancelled], tuple[str, str, Status | None]]:
+        return (type(self), (self.job_id, self.reason, self.status))
 
 
 class PollError(AsyncPollError):

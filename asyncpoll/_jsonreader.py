@@ -12,10 +12,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from ._reader import DEFAULT_STATES, progress_fraction, retry_after_of, unknown_state
 from ._reader import number as progress_fraction_number
+from ._reader import progress_fraction, retry_after_of, unknown_state
 from ._response import Response, excerpt
 from ._status import JobState, Status
+from ._vocab import DEFAULT_STATES, state_of, word_table
 
 __all__ = ["JsonReader", "lookup"]
 
@@ -109,6 +110,7 @@ class JsonReader:
         if unknown not in ("running", "error"):
             raise ValueError(f"JsonReader(unknown=) must be 'running' or 'error', got {unknown!r}")
         words = dict(DEFAULT_STATES)
+        listed_words: dict[str, JobState] = {}
         for target, listed in (
             (JobState.PENDING, pending),
             (JobState.RUNNING, running),
@@ -122,6 +124,7 @@ class JsonReader:
                 )
             for word in listed:
                 words[str(word).lower()] = target
+                listed_words[str(word)] = target
         codes = dict(status_codes or {})
         for code, code_state in codes.items():
             if not isinstance(code_state, JobState):
@@ -130,6 +133,7 @@ class JsonReader:
                 )
         self.state_path = state
         self.words: Mapping[str, JobState] = words
+        self._table = word_table(listed_words)
         self.progress_path = progress
         self.result_path = result
         self.parse_result = parse_result
@@ -152,6 +156,7 @@ class JsonReader:
             if code_state is None:
                 raise
             body = None
+        unknown_word = None
         if code_state is not None:
             state = code_state
         else:
@@ -160,7 +165,11 @@ class JsonReader:
                 raise ValueError(
                     f"no job state at {self.state_path!r}; received {excerpt(response.content)}"
                 )
-            state = self._state(str(word), response)
+            known = state_of(str(word), self._table)
+            if known is None:
+                unknown_word = str(word)
+                known = self._unknown(unknown_word, response)
+            state = known
         progress = None
         if self.progress_path is not None and body is not None:
             progress = self._progress(body)
@@ -197,15 +206,14 @@ class JsonReader:
             http_status=response.status_code,
             raw=body,
             result_url=result_url,
+            unknown_word=unknown_word,
         )
 
-    def _state(self, word: str, response: Response) -> JobState:
-        state = self.words.get(word.lower())
-        if state is not None:
-            return state
+    def _unknown(self, word: str, response: Response) -> JobState:
         return unknown_state(
             word,
-            response,
+            str(response.url),
+            http_status=response.status_code,
             strict=self.unknown == "error",
             seen=self._seen_unknown,
             fix="list it in JsonReader(...)",

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Response", "excerpt"]
+__all__ = ["Response", "clip", "excerpt"]
 
 
 def _lower_keys(headers: Mapping[str, str]) -> Mapping[str, str]:
@@ -91,11 +91,26 @@ class Response:
         return parsed
 
 
+def clip(text: str, limit: int = 1000) -> str:
+    """``text`` cut to about ``limit`` characters, keeping its beginning and its end.
+
+    The end is what a traceback's reader needs (its last line names the exception), so
+    it keeps the larger share; the middle is replaced by a note of how much was left out.
+    """
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 5
+    tail = limit - head
+    return f"{text[:head]}\n[... {len(text) - head - tail} characters left out ...]\n{text[-tail:]}"
+
+
 def excerpt(content: bytes | str, limit: int = 200) -> str:
-    """A short, quoted excerpt of a body for an error message."""
+    """A short, quoted excerpt of a body for an error message: its beginning and its end."""
     text = content.decode("utf-8", errors="replace") if isinstance(content, bytes) else content
     if not text:
         return "an empty body"
     if len(text) > limit:
-        return repr(text[:limit]) + f" ... ({len(text)} characters)"
+        head = limit * 2 // 5
+        tail = limit - head
+        return f"{text[:head]!r} ... {text[-tail:]!r} ({len(text)} characters)"
     return repr(text)

@@ -66,6 +66,8 @@ class Status:
         raw: what the status was read from (for HTTP, the parsed JSON body).
         result_url: a link to the result document (a ``303 See Other`` target, a
             ``resultUrl`` field); with ``fetch_result=True`` the poller GETs it.
+        unknown_word: a state word the reader did not know and read as running; the
+            poller names it again in the warning it logs when the job stalls.
     """
 
     state: JobState = attrs.field(validator=attrs.validators.instance_of(JobState))
@@ -76,3 +78,4 @@ class Status:
     http_status: int | None = None
     raw: Any = attrs.field(default=None, repr=False)
     result_url: str | None = None
+    unknown_word: str | None = attrs.field(default=None, repr=False)

@@ -288,12 +288,15 @@ def test_body_that_is_not_json_raises_value_error() -> None:
 def test_unknown_word_is_running_and_warned_once_per_word(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """An unknown word reads RUNNING and logs one WARNING per word, whatever its case."""
+    """An unknown word reads RUNNING, is kept on the status as sent (for the stall
+    warning) and logs one WARNING per word, whatever its case."""
     reader = JsonReader(state="job.state")
     with caplog.at_level(logging.WARNING, logger="asyncpoll"):
         for word in ("Transcoding", "transcoding", "TRANSCODING", "uploading", "transcoding"):
             status = reader(_response(_state_body(word)))
-            assert status == Status(state=JobState.RUNNING, http_status=200, raw=_state_body(word))
+            assert status == Status(
+                state=JobState.RUNNING, http_status=200, raw=_state_body(word), unknown_word=word
+            )
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
         (
             "asyncpoll",

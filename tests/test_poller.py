@@ -248,9 +248,9 @@ async def test_unknown_state_keeps_polling_until_the_timeout_and_warns_once(
 
 async def test_strict_reader_ends_the_job_on_an_unknown_state(api: FakeJobAPI) -> None:
     """DefaultReader(unknown="error") ends the job ERRORED on the first unknown word."""
-    api.script("a", job("paused"))
+    api.script("a", job("rendering"))
     async with poller(api, reader=asyncpoll.DefaultReader(unknown="error")) as p:
-        with pytest.raises(asyncpoll.PollError, match="state 'paused'") as info:
+        with pytest.raises(asyncpoll.PollError, match="state 'rendering'") as info:
             await p.add("a")
     assert info.value.http_status == 200
     assert len(api.calls) == 1

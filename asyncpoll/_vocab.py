@@ -1,0 +1,118 @@
+"""The state words of the job systems people run, and how a word is matched.
+
+A word is matched after normalising: lower case, with ``_``, ``-``, spaces and dots
+removed, so ``InProgress``, ``in-progress``, ``in progress`` and ``IN_PROGRESS`` are one
+word. Pure values: no I/O.
+
+Where the words come from (the systems' public API documents):
+
+- Celery (through Flower): PENDING RECEIVED STARTED RETRY SUCCESS FAILURE REVOKED
+- RQ: queued started deferred scheduled finished failed stopped canceled
+- Ray Jobs: PENDING RUNNING SUCCEEDED FAILED STOPPED
+- Prefect state types: SCHEDULED PENDING RUNNING COMPLETED FAILED CANCELLED CRASHED
+  CANCELLING PAUSED
+- Airflow DAG runs and task instances: queued scheduled running success failed
+  up_for_retry up_for_reschedule upstream_failed skipped restarting deferred removed
+- Azure long-running operations: NotStarted Running Succeeded Failed Canceled
+- AWS job APIs (Batch, Step Functions, Transcribe, SageMaker, Glue, Textract,
+  MediaConvert): SUBMITTED PENDING RUNNABLE STARTING RUNNING IN_PROGRESS PROGRESSING
+  SUCCEEDED COMPLETED COMPLETE PARTIAL_SUCCESS FAILED ERROR TIMED_OUT TIMEOUT STOPPING
+  STOPPED ABORTED CANCELED
+- OpenAI batches and fine-tuning: validating in_progress finalizing completed failed
+  expired cancelling cancelled queued running succeeded
+- Replicate predictions: starting processing succeeded failed canceled
+- GitHub Actions runs: status queued in_progress completed waiting requested pending;
+  conclusion success failure neutral cancelled skipped timed_out action_required stale
+  startup_failure
+- Jenkins builds: result SUCCESS FAILURE UNSTABLE ABORTED NOT_BUILT
+- Argo Workflows: Pending Running Succeeded Failed Error (and Skipped, Omitted nodes)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ._status import JobState
+
+__all__ = [
+    "DEFAULT_STATES",
+    "GENERIC_DONE",
+    "PLAIN_ENDS",
+    "normalise",
+    "state_of",
+    "word_table",
+]
+
+_PENDING = (
+    "pending queued queuing waiting created delayed submitted received scheduled deferred "
+    "not_started runnable starting accepted requested up_for_reschedule paused new"
+)
+_RUNNING = (
+    "running processing progressing active in_progress started generating validating "
+    "finalizing retry retrying restarting up_for_retry cancelling canceling stopping "
+    "building executing"
+)
+_SUCCEEDED = "completed complete succeeded success successful done finished partial_success"
+_FAILED = (
+    "failed failure fail error errored expired crashed timed_out timeout upstream_failed "
+    "unstable startup_failure action_required"
+)
+# A job stopped, revoked or skipped on the server did not fail and will not finish:
+# it ends CANCELLED.
+_CANCELLED = (
+    "cancelled canceled stopped revoked aborted terminated killed dismissed skipped omitted "
+    "not_built removed deleted"
+)
+
+#: The state words the default reader knows (lower case; matched after normalising).
+DEFAULT_STATES: Mapping[str, JobState] = {
+    word: state
+    for words, state in (
+        (_PENDING, JobState.PENDING),
+        (_RUNNING, JobState.RUNNING),
+        (_SUCCEEDED, JobState.SUCCEEDED),
+        (_FAILED, JobState.FAILED),
+        (_CANCELLED, JobState.CANCELLED),
+    )
+    for word in words.split()
+}
+
+_DROP = str.maketrans("", "", "_- .")
+
+
+def normalise(word: str) -> str:
+    """``word`` in the form state words are matched in: lower case, no separators."""
+    return word.lower().translate(_DROP)
+
+
+#: Words that say only that a job ended, so an outcome field (``result``) may say how.
+GENERIC_DONE = frozenset(normalise(word) for word in ("completed", "complete", "done", "finished"))
+
+#: Words that need no explaining in an error message ("failed" says it all).
+PLAIN_ENDS = frozenset(
+    normalise(word) for word in ("failed", "failure", "fail", "error", "cancelled", "canceled")
+)
+
+
+def word_table(extra: Mapping[str, JobState] | None = None) -> dict[str, JobState]:
+    """A lookup table from words as servers send them to states.
+
+    Holds each word both lower-cased and normalised, so the common spellings match on
+    the first lookup. ``extra`` adds or overrides words (any case or separators).
+    """
+    words = (*DEFAULT_STATES.items(), *(extra or {}).items())
+    table = {normalise(word): state for word, state in words}
+    for word, _ in words:
+        table.setdefault(word.lower(), table[normalise(word)])
+    return table
+
+
+def state_of(word: str, table: Mapping[str, JobState]) -> JobState | None:
+    """The state ``word`` means in ``table``, or None when it does not know the word."""
+    state = table.get(word)
+    if state is None:
+        lowered = word.lower()
+        state = table.get(lowered)
+        if state is None:
+            state = table.get(lowered.translate(_DROP))
+    return state
