@@ -166,6 +166,10 @@ def read_status(
     return status
 
 
+#: Seconds after which a job stuck on a state word the reader does not know is reported
+#: stalled (a warning naming the word) when no ``stall_timeout`` is set.
+UNKNOWN_WORD_STALL: Final = 300.0
+
 #: Top-level body fields that name a job.
 _ID_FIELDS: Final = ("id", "job_id", "jobId", "task_id", "taskId")
 
@@ -342,9 +346,11 @@ def on_status(
         progressed = True
     else:
         limit = record.stall_timeout
+        if limit is None and status.unknown_word is not None:
+            limit = UNKNOWN_WORD_STALL  # the stall warning names the word again
         if limit is not None and not record.stalled and now - record.changed_at >= limit:
             record.stalled = stalled = True
-            if rules.fail_on_stall:
+            if rules.fail_on_stall and record.stall_timeout is not None:
                 return Finish(
                     JobState.TIMED_OUT,
                     error=JobStalled(record.job_id, limit, record.status),

@@ -1,0 +1,347 @@
+"""The default reader's rules, one at a time: words, where states live, outcomes, error
+text, results. (Whole documents of each job system: test_job_systems.py.)"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from typing import Any
+
+import pytest
+from conftest import FakeJobAPI, job
+
+import asyncpoll
+from asyncpoll import DefaultReader, JobState, Response, Status
+from asyncpoll._response import clip
+
+URL = "https://api.test/v1/jobs/42"
+
+
+def _read(body: Any, reader: DefaultReader | None = None) -> Status:
+    response = Response(200, {}, json.dumps(body).encode(), URL)
+    return (reader or DefaultReader())(response)
+
+
+# --- words ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["in_progress", "InProgress", "in-progress", "in progress", "IN_PROGRESS", "In.Progress"],
+)
+def test_case_and_separators_are_normalised(spelling: str) -> None:
+    """One word, however it is spelled."""
+    assert _read({"status": spelling}).state is JobState.RUNNING
+
+
+def test_custom_words_are_normalised_and_override_every_spelling() -> None:
+    """A word given in ``states=`` overrides the default under every spelling."""
+    reader = DefaultReader(states={"In-Progress": JobState.PENDING, "Rendering": JobState.RUNNING})
+    for spelling in ("in_progress", "IN_PROGRESS", "InProgress"):
+        assert _read({"status": spelling}, reader).state is JobState.PENDING
+    assert _read({"status": "RENDERING"}, reader).state is JobState.RUNNING
+
+
+@pytest.mark.parametrize("word", ["STOPPED", "REVOKED", "ABORTED", "terminated", "killed"])
+def test_a_stopped_or_revoked_job_is_cancelled_with_its_word(word: str) -> None:
+    """A word that names a stop or revocation ends the job CANCELLED; the word explains it."""
+    status = _read({"status": word})
+    assert status.state is JobState.CANCELLED
+    assert status.error == f"status {word!r}"
+
+
+@pytest.mark.parametrize("word", ["CANCELLING", "canceling", "STOPPING"])
+def test_a_job_being_stopped_is_still_live(word: str) -> None:
+    """Cancelling is not cancelled: the job is still live until the server says so."""
+    assert _read({"status": word}).state is JobState.RUNNING
+
+
+# --- where the state is ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "state", "place"),
+    [
+        ({"state": {"type": "COMPLETED", "name": "Cached"}}, JobState.SUCCEEDED, "type"),
+        ({"state": {"name": "Running"}}, JobState.RUNNING, "name"),
+        ({"status": {"phase": "Failed", "message": "pod evicted"}}, JobState.FAILED, "phase"),
+        ({"status": {"state": "queued"}}, JobState.PENDING, "state"),
+        ({"data": {"state": {"type": "CANCELLED"}}}, JobState.CANCELLED, "type"),
+        ({"Status": {"State": "RUNNING"}}, JobState.RUNNING, "State"),
+    ],
+)
+def test_a_state_held_in_an_object_is_read(
+    body: dict[str, Any], state: JobState, place: str
+) -> None:
+    """``state.type``, ``state.name``, ``status.phase``, ``status.state``: read."""
+    assert _read(body).state is state
+
+
+def test_a_state_objects_message_is_the_error_text() -> None:
+    """Prefect's ``state.message`` is a failed run's error text."""
+    body = {"id": "r", "state": {"type": "FAILED", "message": "Flow run encountered an error"}}
+    assert _read(body).error == "Flow run encountered an error"
+
+
+@pytest.mark.parametrize(
+    ("body", "state"),
+    [
+        ({"JobStatus": "IN_PROGRESS"}, JobState.RUNNING),
+        ({"TranscriptionJob": {"TranscriptionJobStatus": "COMPLETED"}}, JobState.SUCCEEDED),
+        ({"JobRun": {"JobRunState": "STOPPED"}}, JobState.CANCELLED),
+        ({"jobs": [{"jobId": "j", "status": "RUNNABLE"}]}, JobState.PENDING),
+        ({"QueryExecution": {"Status": {"State": "FAILED"}}}, JobState.FAILED),
+    ],
+)
+def test_fields_named_like_job_status_and_wrappers_are_read(
+    body: dict[str, Any], state: JobState
+) -> None:
+    """AWS's shapes: a ``...Status`` field, one level down in a wrapper or one-item list."""
+    assert _read(body).state is state
+
+
+def test_an_error_objects_status_is_not_a_job_state() -> None:
+    """``error.status`` (Google's error code name) is not read as the job's state."""
+    with pytest.raises(ValueError, match="no job state"):
+        _read({"error": {"code": 3, "status": "INVALID_ARGUMENT"}})
+
+
+@pytest.mark.parametrize(
+    ("body", "state", "result", "error"),
+    [
+        ({"name": "operations/1", "done": False}, JobState.RUNNING, None, None),
+        ({"name": "operations/1", "metadata": {"@type": "t"}}, JobState.RUNNING, None, None),
+        (
+            {"name": "operations/1", "done": True, "response": {"x": 1}},
+            JobState.SUCCEEDED,
+            {"x": 1},
+            None,
+        ),
+        (
+            {"name": "o", "done": True, "error": {"code": 13, "message": "internal"}},
+            JobState.FAILED,
+            None,
+            "internal",
+        ),
+        (
+            {"name": "o", "done": True, "error": {"code": 1, "message": "Operation cancelled"}},
+            JobState.CANCELLED,
+            None,
+            "Operation cancelled",
+        ),
+    ],
+)
+def test_a_boolean_done_is_a_state(
+    body: dict[str, Any], state: JobState, result: Any, error: str | None
+) -> None:
+    """Google's operations: ``done`` (omitted while running), ``response``, ``error``."""
+    status = _read(body)
+    assert (status.state, status.result, status.error) == (state, result, error)
+
+
+@pytest.mark.parametrize(
+    ("body", "state", "error"),
+    [
+        ({"building": True, "result": None}, JobState.RUNNING, None),
+        ({"building": False, "result": None}, JobState.RUNNING, None),
+        ({"building": False, "result": "SUCCESS"}, JobState.SUCCEEDED, None),
+        ({"building": False, "result": "FAILURE"}, JobState.FAILED, "result 'FAILURE'"),
+        ({"building": False, "result": "UNSTABLE"}, JobState.FAILED, "result 'UNSTABLE'"),
+        ({"building": False, "result": "ABORTED"}, JobState.CANCELLED, "result 'ABORTED'"),
+        ({"building": False, "result": "NOT_BUILT"}, JobState.CANCELLED, "result 'NOT_BUILT'"),
+    ],
+)
+def test_jenkins_building_and_result(
+    body: dict[str, Any], state: JobState, error: str | None
+) -> None:
+    """Jenkins: ``building`` says whether it runs; ``result`` how it ended."""
+    status = _read(body)
+    assert (status.state, status.error) == (state, error)
+    if state is JobState.SUCCEEDED:
+        assert status.result == body  # the word was the outcome, not a result
+
+
+# --- outcomes -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("conclusion", "state"),
+    [
+        ("success", JobState.SUCCEEDED),
+        ("neutral", JobState.SUCCEEDED),
+        ("failure", JobState.FAILED),
+        ("timed_out", JobState.FAILED),
+        ("startup_failure", JobState.FAILED),
+        ("action_required", JobState.FAILED),
+        ("cancelled", JobState.CANCELLED),
+        ("skipped", JobState.CANCELLED),
+    ],
+)
+def test_a_conclusion_decides_beside_completed(conclusion: str, state: JobState) -> None:
+    """GitHub's ``completed`` + ``conclusion``: a failed run is not a success."""
+    status = _read({"id": 7, "status": "completed", "conclusion": conclusion})
+    assert status.state is state
+    if state is not JobState.SUCCEEDED:
+        assert status.error == f"conclusion {conclusion!r}"
+
+
+def test_neutral_is_a_success_only_as_an_outcome() -> None:
+    """``neutral`` is not a state word by itself: alone it is unknown (read as running)."""
+    assert _read({"status": "neutral"}).state is JobState.RUNNING
+
+
+def test_a_conclusion_while_running_changes_nothing() -> None:
+    """An outcome field is read only beside a word that says the job succeeded."""
+    assert _read({"status": "in_progress", "conclusion": None}).state is JobState.RUNNING
+    assert _read({"status": "queued", "conclusion": "failure"}).state is JobState.PENDING
+
+
+def test_a_result_word_decides_only_beside_a_generic_completion() -> None:
+    """``result`` is an outcome beside ``completed``/``done``/``finished``, not beside
+    ``success``, and a result that means success stays the result."""
+    failed = _read({"status": "finished", "result": "failed"})
+    assert (failed.state, failed.error) == (JobState.FAILED, "result 'failed'")
+    assert _read({"status": "SUCCESS", "result": "failure"}).result == "failure"
+    assert _read({"status": "done", "result": "done"}).result == "done"
+    assert _read({"status": "done", "result": "a text"}).result == "a text"
+
+
+# --- error text -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"error": "plain"}, "plain"),
+        ({"error": {"code": 3, "message": "in an object"}}, "in an object"),
+        ({"errors": [{"message": "first"}, {"message": "second"}]}, "first"),
+        ({"errors": {"object": "list", "data": [{"code": "x", "message": "openai"}]}}, "openai"),
+        ({"failMsg": "fail msg"}, "fail msg"),
+        ({"failedReason": "bullmq"}, "bullmq"),
+        ({"FailureReason": "aws"}, "aws"),
+        ({"statusReason": "batch"}, "batch"),
+        ({"ErrorMessage": "glue"}, "glue"),
+        ({"cause": "step functions"}, "step functions"),
+        ({"message": "message"}, "message"),
+        ({"reason": "reason"}, "reason"),
+        ({"detail": "detail"}, "detail"),
+        ({"traceback": "Traceback ...\nValueError: boom\n"}, "Traceback ...\nValueError: boom\n"),
+        ({"exc_info": "Traceback ...\nKeyError: 'k'\n"}, "Traceback ...\nKeyError: 'k'\n"),
+        ({"result": "ValueError('boom')"}, "ValueError('boom')"),
+        ({"exception": "ValueError('boom')"}, "ValueError('boom')"),
+        ({"result": "r", "traceback": "t"}, "t"),
+        ({"message": "m", "error": "e"}, "e"),
+    ],
+)
+def test_error_text_comes_from_the_fields_job_systems_use(body: dict[str, Any], error: str) -> None:
+    """Each field, and which wins when there are several."""
+    assert _read({"status": "FAILURE", **body}).error == error
+
+
+def test_a_failed_results_value_is_not_read_when_it_is_not_text() -> None:
+    """A failed job's ``result`` that is not text is no error text."""
+    assert _read({"status": "failed", "result": {"partial": 1}}).error is None
+
+
+def test_a_long_error_keeps_its_beginning_and_end_in_the_message() -> None:
+    """A 5,000-character traceback: the message keeps both ends, the exception all of it."""
+    frames = "".join(
+        f'  File "/app/tasks.py", line {n}, in step{n}\n    step{n + 1}()\n' for n in range(80)
+    )
+    traceback = f"Traceback (most recent call last):\n{frames}ValueError: the input has 3 pages"
+    assert len(traceback) > 4000
+    status = _read({"status": "failed", "traceback": traceback})
+    error = asyncpoll.JobFailed("j", status)
+    message = str(error)
+    assert message.startswith("job 'j' failed: Traceback (most recent call last):\n")
+    assert message.endswith("\nValueError: the input has 3 pages")
+    assert f"[... {len(traceback) - 1000} characters left out ...]" in message
+    assert message == f"job 'j' failed: {clip(traceback, 1000)}"
+    assert error.error == status.error == traceback
+    assert pickle.loads(pickle.dumps(error)).error == traceback
+
+
+def test_clip() -> None:
+    """clip keeps 2/5 of the limit from the start and 3/5 from the end."""
+    assert clip("abc", 3) == "abc"
+    assert clip("0123456789", 5) == "01\n[... 5 characters left out ...]\n789"
+
+
+# --- results --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "result"),
+    [
+        ({"status": "succeeded", "output": ["https://x/1.png"]}, ["https://x/1.png"]),
+        ({"status": "SUCCEEDED", "output": '{"total": 3}'}, {"total": 3}),
+        ({"status": "SUCCEEDED", "output": "plain text"}, "plain text"),
+        ({"status": "SUCCEEDED", "output": "[not json"}, "[not json"),
+        ({"status": "done", "response": {"r": 1}, "output": 2}, {"r": 1}),
+        ({"status": "done", "result": 0, "response": {"r": 1}}, 0),
+        ({"status": "Succeeded", "resourceLocation": "https://x/r/1"}, "https://x/r/1"),
+    ],
+)
+def test_a_succeeded_jobs_result(body: dict[str, Any], result: Any) -> None:
+    """``result``, then ``resultJson``, ``response``, ``output`` (JSON text parsed), links."""
+    assert _read(body).result == result
+
+
+def test_argo_progress_text_is_a_fraction() -> None:
+    """``status.progress`` "1/4" (Argo) is 0.25; ``percentComplete`` is a percentage."""
+    assert _read({"status": {"phase": "Running", "progress": "1/4"}}).progress == 0.25
+    assert _read({"status": "Running", "percentComplete": 40}).progress == 0.4
+    assert _read({"status": "Running", "progress": "3/0"}).progress is None
+
+
+# --- read(document) -------------------------------------------------------------------
+
+
+def test_read_takes_a_parsed_document() -> None:
+    """``read()`` reads a dict an SDK returned, for ``check=`` functions."""
+    status = DefaultReader().read({"jobs": [{"status": "FAILED", "statusReason": "OOM"}]})
+    assert (status.state, status.error, status.http_status) == (JobState.FAILED, "OOM", None)
+    with pytest.raises(TypeError, match=r"takes a mapping \(a parsed JSON object\), got list"):
+        DefaultReader().read([1])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no job state in the document"):
+        DefaultReader().read({"id": 1})
+
+
+# --- unknown words, per job -----------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_each_job_stuck_on_an_unknown_word_warns_when_it_stalls(
+    api: FakeJobAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reader warns once per word; every job still on it warns again at its stall
+    (stall_timeout, or 300 s with none set), naming the word; the timeout bounds it."""
+    caplog.set_level(logging.WARNING, logger="asyncpoll")
+    for job_id in ("a", "b"):
+        api.script(job_id, *[job("Transcoding")] * 40)
+    async with asyncpoll.TaskPoller(
+        "/jobs/{job_id}",
+        client=api.client(),
+        schedule=asyncpoll.fixed(60.0),
+        timeout=900.0,
+    ) as p:
+        handles = [p.add("a"), p.add("b")]
+        for handle in handles:
+            with pytest.raises(asyncpoll.JobTimeout):
+                await handle
+    word = (
+        "; the server keeps sending state 'Transcoding', which the reader does not know and "
+        "reads as running (teach it the word: DefaultReader(states={...}) or JsonReader(...))"
+    )
+    assert [r.getMessage() for r in caplog.records] == [
+        "unknown job state 'Transcoding' from https://api.test/jobs/a; treating it as running "
+        "(map it with DefaultReader(states={...}))",
+        f"job 'a' has not changed for 300 s (state running, progress None){word}",
+        f"job 'b' has not changed for 300 s (state running, progress None){word}",
+        "job 'a' did not finish within 900 s; last state running (pass a larger timeout= to "
+        "wait longer)",
+        "job 'b' did not finish within 900 s; last state running (pass a larger timeout= to "
+        "wait longer)",
+    ]
+    assert api.times("a") == [60.0 * n for n in range(15)]  # the deadline at 900 s comes first
