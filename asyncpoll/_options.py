@@ -6,6 +6,7 @@ The engine reads the validated, normalised values from here.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
@@ -123,9 +124,28 @@ def _resubmit(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise ValueError(f"resubmit must be a whole number >= 0, got {value!r}")
 
 
-def _method(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+def check_method(name: str, value: Any) -> str:
+    """``value`` as an upper-case HTTP method, else an error naming ``name``."""
     if not isinstance(value, str) or not value.isalpha():
-        raise ValueError(f"{attribute.name} must be an HTTP method such as 'DELETE', got {value!r}")
+        raise ValueError(f"{name} must be an HTTP method such as 'DELETE', got {value!r}")
+    return value.upper()
+
+
+def _method(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    check_method(attribute.name, value)
+
+
+def _json_body(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    check_json(attribute.name, value)
+
+
+def check_json(name: str, value: Any) -> Any:
+    """``value`` if it can be sent as a JSON body, else a TypeError naming ``name``."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be JSON-serialisable ({exc}), got {value!r}") from None
+    return value
 
 
 def _reader(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -201,6 +221,9 @@ class Options:
     fail_on_stall: bool = attrs.field(default=False, converter=bool)
     cancel_method: str = attrs.field(default="DELETE", validator=_method)
     cancel_url: str | None = attrs.field(default=None, validator=_template)
+    cancel_json: Any = attrs.field(default=None, validator=_json_body)
+    create_timeout: float | None = attrs.field(default=300.0, validator=_seconds())
+    idempotency_key: bool = attrs.field(default=False, converter=bool)
     transport: str = "httpx"
     base_url: str | None = None
 

@@ -25,6 +25,7 @@ from ._ascompleted import AsCompleted, PollerStatistics
 from ._bus import DEFAULT_EVENT_BUFFER, EventStream
 from ._clock import AnyioClock, Clock
 from ._engine import Engine
+from ._errors import SubmitError
 from ._handle import Callback, Check, JobHandle
 from ._options import (
     DEFAULT_MAX_RESULT_BODY,
@@ -32,6 +33,8 @@ from ._options import (
     DEFAULT_SCHEDULE,
     Options,
     check_callback,
+    check_json,
+    check_method,
     check_schedule,
     check_seconds,
     job_key,
@@ -40,7 +43,7 @@ from ._picktransport import make_transport
 from ._policy import checked_delay
 from ._ratelimit import RateLimit
 from ._reader import Reader
-from ._record import JobRecord
+from ._record import NO_BODY, JobRecord
 from ._redact import redact_headers, redact_url
 from ._remote import Remote, create_request
 from ._schedule import Schedule
@@ -56,6 +59,22 @@ class _Unset(enum.Enum):
 
 
 UNSET: Final = _Unset.UNSET
+
+#: The keyword options of ``add()`` that ``submit()`` passes on.
+_ADD_OPTIONS: Final = frozenset(
+    {
+        "schedule",
+        "timeout",
+        "on_done",
+        "on_progress",
+        "metadata",
+        "fetch_result",
+        "stall_timeout",
+        "cancel_url",
+        "cancel_method",
+        "cancel_json",
+    }
+)
 
 
 class _Lifecycle(enum.Enum):
@@ -120,8 +139,17 @@ class TaskPoller:
             many seconds (a WARNING and ``on_stall``); None: never.
         fail_on_stall: end a stalled job TIMED_OUT with ``JobStalled``.
         on_stall: called with a handle when its job stalls.
-        cancel_method, cancel_url: what ``cancel_remote()`` sends (default ``DELETE``)
-            and where (a template with ``{job_id}``; default: the status URL).
+        cancel_method, cancel_url, cancel_json: what ``cancel_remote()`` sends (default
+            ``DELETE``), where (a template with ``{job_id}``; default: the status URL)
+            and its JSON body (default: none). Many systems stop a job with ``POST
+            .../cancel`` or ``.../stop``; on some a ``DELETE`` deletes the record instead.
+        create_timeout: how long ``submit()`` keeps trying to create a job, in seconds
+            from its first send (default 300; None: no limit): a 429 (or a 503 with
+            ``Retry-After``) is sent again after the host's cool-down, and with an
+            idempotency key a transient failure is retried.
+        idempotency_key: send an ``Idempotency-Key`` header (a new UUID per job) with
+            every create request, so that retrying a create after a transient failure
+            cannot make a second job where the server honours it.
         transport: the client the poller makes: ``"httpx"`` (the default, httpx's own
             transport), ``"httpx-aiohttp"`` (httpx over aiohttp) or ``"aiohttp"`` (an
             ``aiohttp.ClientSession``, no httpx objects per poll: the fastest). Both
@@ -170,6 +198,9 @@ class TaskPoller:
         on_stall: Callback | None = None,
         cancel_method: str = "DELETE",
         cancel_url: str | None = None,
+        cancel_json: Any = None,
+        create_timeout: float | None = 300.0,
+        idempotency_key: bool = False,
         transport: str = "httpx",
     ) -> None:
         options = self._options = Options(
@@ -200,6 +231,9 @@ class TaskPoller:
             fail_on_stall=fail_on_stall,
             cancel_method=cancel_method,
             cancel_url=cancel_url,
+            cancel_json=cancel_json,
+            create_timeout=create_timeout,
+            idempotency_key=idempotency_key,
             transport=transport,
             base_url=base_url,
         )
@@ -365,6 +399,8 @@ class TaskPoller:
         fetch_result: bool | None = None,
         stall_timeout: float | _Unset | None = UNSET,
         cancel_url: str | None = None,
+        cancel_method: str | None = None,
+        cancel_json: Any = NO_BODY,
     ) -> JobHandle:
         """Start polling a job and return its handle.
 
@@ -388,6 +424,8 @@ class TaskPoller:
             stall_timeout: overrides the poller's ``stall_timeout`` for this job.
             cancel_url: where ``cancel_remote()`` sends its request (default: the
                 poller's ``cancel_url`` template, else the status URL).
+            cancel_method, cancel_json: the method and JSON body of that request
+                (default: the poller's ``cancel_method`` and ``cancel_json``).
 
         Raises:
             RuntimeError: the poller is not open.
@@ -417,6 +455,10 @@ class TaskPoller:
         job_timeout = options.timeout if timeout is UNSET else check_seconds("timeout", timeout)
         check_callback("on_done", on_done)
         check_callback("on_progress", on_progress)
+        if cancel_method is not None:
+            cancel_method = check_method("cancel_method", cancel_method)
+        if cancel_json is not NO_BODY:
+            check_json("cancel_json", cancel_json)
         now = engine.clock.now()
         first_delay = checked_delay(sched, 0, engine.rules.rng)  # may raise: nothing added yet
         record = JobRecord(
@@ -432,6 +474,8 @@ class TaskPoller:
                 else check_seconds("stall_timeout", stall_timeout)
             ),
             changed_at=now,
+            cancel_method=cancel_method,
+            cancel_json=cancel_json,
         )
         absolute = self._transport.absolute
         if url is not None:
@@ -464,11 +508,14 @@ class TaskPoller:
         content: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
         resubmit: int | None = None,
+        idempotency_key: bool | str | None = None,
         **add_options: Any,
     ) -> JobHandle:
         """Create a job with one request, then poll it; returns its handle.
 
-        The create request counts against the rate limit. The status URL comes from the
+        The create request counts against the rate limit. A 429 (or a 503 with
+        ``Retry-After``) is sent again after the host's cool-down, within
+        ``create_timeout``: the server refused it, so no job was made. The status URL comes from the
         ``Operation-Location`` header, the ``Location`` header of a 201/202, a body field
         (``statusUrl``, ``status_url``, ``pollUrl``, ``location``...), or else the
         poller's ``status_url`` template filled with the job id; the job id from
@@ -482,6 +529,13 @@ class TaskPoller:
             resubmit: how many times to send the create request again when the job ends
                 FAILED (default: the poller's ``resubmit``); the same handle follows
                 each new job (``handle.submissions``).
+            idempotency_key: ``True`` sends an ``Idempotency-Key`` header with a new
+                UUID, a string sends that key (default: the poller's
+                ``idempotency_key``). With a key, a create that failed in transit
+                (no answer, 5xx, 408) is sent again on the retry schedule, up to
+                ``max_errors`` times within ``create_timeout``; the server answers a
+                repeated key with the job it already made. An ``Idempotency-Key`` in
+                ``headers`` counts as a key too.
             add_options: ``add()``'s keyword options (``schedule=``, ``timeout=``...).
 
         Raises:
@@ -493,7 +547,9 @@ class TaskPoller:
             isinstance(resubmit, bool) or not isinstance(resubmit, int) or resubmit < 0
         ):
             raise ValueError(f"resubmit must be a whole number >= 0, got {resubmit!r}")
-        create = create_request(method, url, json, data, content, headers)
+        self._check_add_options(add_options)  # before a job exists that could be lost
+        key = self._options.idempotency_key if idempotency_key is None else idempotency_key
+        create = create_request(method, url, json, data, content, headers, key)
         response, job_id, status_url, from_template = await self._remote.create(create)
         registry = self._engine.registry
         existing = registry.lookup(job_id)
@@ -508,6 +564,85 @@ class TaskPoller:
         resubmits = self._options.resubmit if resubmit is None else resubmit
         self._remote.adopt(handle, create, response, from_template, resubmits)
         return handle
+
+    def _check_add_options(self, options: Mapping[str, Any]) -> None:
+        """Raise for ``add()`` options that ``add()`` would refuse."""
+        unknown = sorted(set(options) - _ADD_OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"submit() got unexpected keyword arguments {unknown}; it takes add()'s "
+                f"options: {sorted(_ADD_OPTIONS)}"
+            )
+        for name in ("timeout", "stall_timeout"):
+            if name in options:
+                check_seconds(name, options[name])
+        if options.get("schedule") is not None:
+            check_schedule("schedule", options["schedule"])
+        for name in ("on_done", "on_progress"):
+            check_callback(name, options.get(name))
+        if options.get("cancel_method") is not None:
+            check_method("cancel_method", options["cancel_method"])
+        if "cancel_json" in options:
+            check_json("cancel_json", options["cancel_json"])
+
+    async def submit_many(
+        self,
+        url: str,
+        payloads: Iterable[Any],
+        *,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        return_exceptions: bool = False,
+        **submit_options: Any,
+    ) -> list[Any]:
+        """Create one job per JSON payload and poll them all; handles in payload order.
+
+        The creates go out under the rate limit, at most ``max_concurrency`` at a time,
+        each as ``submit(url, json=payload, ...)`` would send it (429s waited out,
+        ``idempotency_key=`` and ``add()``'s options apply to each). Await the handles
+        with ``gather()`` or ``as_completed()``.
+
+        Args:
+            url, method, headers: the create request, as in ``submit()``.
+            payloads: one JSON body per job.
+            return_exceptions: put a failed create's ``SubmitError`` in its place
+                instead of raising the first one.
+            submit_options: ``submit()``'s other keyword options (``idempotency_key=``,
+                ``resubmit=``, ``timeout=``...).
+
+        Raises:
+            SubmitError: the first create that failed (unless ``return_exceptions``),
+                once every create has been tried; the jobs that were created are
+                polled all the same (``in_flight()`` lists them).
+        """
+        self._check_open()
+        items = list(payloads)
+        results: list[Any] = [None] * len(items)
+        pending = iter(enumerate(items))
+
+        async def create_next() -> None:
+            for index, payload in pending:
+                try:
+                    results[index] = await self.submit(
+                        url, method=method, json=payload, headers=headers, **submit_options
+                    )
+                except Exception as exc:  # kept in its place; raised below
+                    results[index] = exc
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self._options.max_concurrency, len(items))):
+                tg.start_soon(create_next)
+        unexpected = next(
+            (r for r in results if isinstance(r, Exception) and not isinstance(r, SubmitError)),
+            None,
+        )
+        if unexpected is not None:
+            raise unexpected
+        if not return_exceptions:
+            failed = next((r for r in results if isinstance(r, SubmitError)), None)
+            if failed is not None:
+                raise failed
+        return results
 
     # ----------------------------------------------------------------- waiting
 

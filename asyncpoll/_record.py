@@ -6,7 +6,7 @@ read and update it; the ``JobHandle`` a caller holds is a future over it.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -15,7 +15,7 @@ from ._status import JobState, Status
 from ._submit import CreateRequest
 from ._urls import same_origin
 
-__all__ = ["Action", "JobRecord", "Submission"]
+__all__ = ["NO_BODY", "Action", "JobRecord", "Submission"]
 
 #: What a job's next trip through a worker does.
 Action = Literal["poll", "fetch", "resubmit"]
@@ -34,6 +34,16 @@ class Submission:
     job_id: str
     url: str
     http_status: int
+
+
+class _NoBody:
+    """The marker for "no per-job cancel body": the poller's applies."""
+
+    def __repr__(self) -> str:
+        return "NO_BODY"
+
+
+NO_BODY: Any = _NoBody()
 
 
 @attrs.define(slots=True, eq=False, repr=False)
@@ -57,6 +67,8 @@ class JobRecord:
         resubmits_left: how many more times the create request may be sent.
         submissions: each create request sent and where it led.
         cancel_url: where a remote cancel goes (None: the status URL).
+        cancel_method: the remote cancel's method (None: the poller's).
+        cancel_json: the remote cancel's JSON body (``NO_BODY``: the poller's).
         stall_timeout: seconds without change after which the job is stalled.
         attempts: requests made for the job (failed ones included).
         errors: transient failures in a row.
@@ -82,6 +94,8 @@ class JobRecord:
     resubmits_left: int = 0
     submissions: tuple[Submission, ...] = ()
     cancel_url: str | None = None
+    cancel_method: str | None = None
+    cancel_json: Any = NO_BODY
     stall_timeout: float | None = None
     attempts: int = 0
     errors: int = 0

@@ -8,6 +8,8 @@ scheduled ones.
 from __future__ import annotations
 
 import logging
+import math
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -15,18 +17,22 @@ from ._decide import Verdict, locate, on_status, read_status, verdict
 from ._errors import PollError, SubmitError
 from ._options import Options
 from ._outcomes import Finish
-from ._record import Submission
+from ._policy import checked_delay
+from ._record import NO_BODY, Submission
 from ._redact import redact_url
 from ._response import Response, excerpt
 from ._send import SendFailed, call_check
 from ._status import JobState, Status
-from ._submit import CreateRequest
+from ._submit import IDEMPOTENCY_HEADER, CreateRequest
 
 if TYPE_CHECKING:
     from ._engine import Engine
     from ._handle import JobHandle
 
-__all__ = ["Remote"]
+__all__ = ["MAX_CREATE_ATTEMPTS", "Remote"]
+
+#: The most times one ``submit()`` sends its create request.
+MAX_CREATE_ATTEMPTS = 20
 
 logger = logging.getLogger("asyncpoll")
 
@@ -44,30 +50,70 @@ class Remote:
         """Send a create request; returns the response, job id, status URL and whether
         the ``status_url`` template gave the URL.
 
+        A refusal the server asks to wait out (429, or 503 with a hint) is sent again
+        after the host's cool-down: the server refused it, so no job was made. With an
+        idempotency key a transient failure (no answer, 5xx, 408) is sent again too, on
+        the retry schedule, up to ``max_errors`` times. All of it within
+        ``create_timeout`` of the first send, and at most ``MAX_CREATE_ATTEMPTS`` sends.
+
         Raises:
             SubmitError: no answer, a non-2xx answer, or no way to tell where to poll.
         """
-        engine = self._engine
+        engine, options = self._engine, self._options
+        clock = engine.clock
         absolute = engine.sender.transport.absolute(create.url)
         shown = redact_url(absolute)
-        try:
-            response, hint = await engine.sender.send_now(
-                "the create request",
-                create.method,
-                absolute,
-                json=create.json,
-                data=create.data,
-                content=create.content,
-                headers=create.headers,
-            )
-        except SendFailed as exc:
-            raise SubmitError(exc.message, url=shown, cause=exc.cause) from exc.cause
-        code = response.status_code
-        if verdict(code, hint) is not Verdict.READ:
+        start = clock.now()
+        limit = options.create_timeout
+        deadline = math.inf if limit is None else start + limit
+        retry_safe = create.idempotency_key is not None
+        failures = 0
+        for attempt in range(1, MAX_CREATE_ATTEMPTS + 1):
+            last = attempt == MAX_CREATE_ATTEMPTS
+            try:
+                response, hint = await engine.sender.send_now(
+                    "the create request",
+                    create.method,
+                    absolute,
+                    json=create.json,
+                    data=create.data,
+                    content=create.content,
+                    headers=create.headers_for(0),
+                    deadline=deadline,
+                )
+            except SendFailed as exc:
+                failures += 1
+                if (
+                    retry_safe
+                    and not last
+                    and await self._wait_retry(failures, deadline, exc.message)
+                ):
+                    continue
+                raise SubmitError(
+                    exc.message + self._tries(attempt), url=shown, cause=exc.cause
+                ) from exc.cause
+            code = response.status_code
+            kind = verdict(code, hint)
+            if kind is Verdict.READ:
+                break
+            if kind is Verdict.THROTTLED and not last and clock.now() < deadline:
+                # The host's gate holds the cool-down; the next admission waits it out
+                # (or gives up at the deadline).
+                logger.info(
+                    "the create request to %s was refused with HTTP %d; sending it again after %s",
+                    shown,
+                    code,
+                    f"{hint:g} s" if hint is not None else "the host's cool-down",
+                )
+                continue
+            if kind is Verdict.TRANSIENT and retry_safe and not last:
+                failures += 1
+                if await self._wait_retry(failures, deadline, f"HTTP {code}"):
+                    continue
             retry = f"; the server asks to wait {hint:g} s" if hint is not None else ""
             error = SubmitError(
                 f"the create request was refused: HTTP {code}{retry}; "
-                f"received {excerpt(response.content)}",
+                f"received {excerpt(response.content)}{self._tries(attempt)}",
                 url=shown,
                 http_status=code,
             )
@@ -80,6 +126,32 @@ class Remote:
             error.response = response
             raise error from exc
         return response, job_id, status_url, from_template
+
+    def _tries(self, attempt: int) -> str:
+        if attempt == 1:
+            return ""
+        limit = self._options.create_timeout
+        within = f" within create_timeout={limit:g} s" if limit is not None else ""
+        return f" (sent {attempt} times{within})"
+
+    async def _wait_retry(self, failures: int, deadline: float, reason: str) -> bool:
+        """Sleep before sending a create again after a transient failure; False when the
+        retry budget (``max_errors``) or the deadline does not allow it."""
+        engine = self._engine
+        if failures >= self._options.max_errors:
+            return False
+        delay = checked_delay(engine.rules.retry_schedule, failures - 1, engine.rules.rng)
+        when = engine.clock.now() + delay
+        if when >= deadline:
+            return False
+        logger.info(
+            "the create request failed (%s); sending it again with the same idempotency "
+            "key in %.3g s",
+            reason,
+            delay,
+        )
+        await engine.clock.sleep_until(when)
+        return True
 
     def adopt(
         self,
@@ -146,7 +218,8 @@ class Remote:
                 f"job {handle.job_id!r} has no URL to send a cancel request to (it is "
                 "polled with check=); pass cancel_url= to add()"
             )
-        method = options.cancel_method.upper()
+        method = record.cancel_method or options.cancel_method.upper()
+        body = options.cancel_json if record.cancel_json is NO_BODY else record.cancel_json
         shown = redact_url(url)
         try:
             response, _ = await engine.sender.send_now(
@@ -154,6 +227,7 @@ class Remote:
                 method,
                 url,
                 credentials=record.credentials_for(url),
+                json=body,
             )
         except SendFailed as exc:
             raise PollError(exc.message, job_id=handle.job_id, url=shown, cause=exc.cause) from (
@@ -230,6 +304,27 @@ def create_request(
     data: Any,
     content: bytes | str | None,
     headers: Mapping[str, str] | None,
+    idempotency_key: bool | str = False,
 ) -> CreateRequest:
-    """A create request as ``submit()`` was given it, kept to send again."""
-    return CreateRequest(method.upper(), url, json, data, content, dict(headers or {}))
+    """A create request as ``submit()`` was given it, kept to send again.
+
+    ``idempotency_key``: True for a new UUID, a string for that key; a key already in
+    ``headers`` is kept.
+    """
+    given = dict(headers or {})
+    key = next(
+        (value for name, value in given.items() if name.lower() == IDEMPOTENCY_HEADER.lower()),
+        None,
+    )
+    if key is None and idempotency_key is not False:
+        if isinstance(idempotency_key, str):
+            if not idempotency_key:
+                raise ValueError("idempotency_key must be True, False or a non-empty string")
+            key = idempotency_key
+        elif idempotency_key is True:
+            key = str(uuid.uuid4())
+        else:
+            raise TypeError(
+                f"idempotency_key must be True, False or a string, got {idempotency_key!r}"
+            )
+    return CreateRequest(method.upper(), url, json, data, content, given, key)

@@ -228,7 +228,7 @@ class Sender:
                 json=create.json,
                 data=create.data,
                 content=create.content,
-                headers=create.headers,
+                headers=create.headers_for(len(record.submissions)),
             )
         origin = record.origin
         if url is origin:  # the common case, a status URL polled where it was given
@@ -251,10 +251,12 @@ class Sender:
         data: Any = None,
         content: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
+        deadline: float = math.inf,
     ) -> tuple[Response, float | None]:
         """One request outside the schedule: admit, send, feed back.
 
-        Admission and the request are each bounded by ``request_timeout``.
+        Admission and the request are each bounded by ``request_timeout``, and both
+        together by ``deadline`` (a clock reading).
 
         Returns:
             The response and the server's hint (capped), or None.
@@ -264,15 +266,22 @@ class Sender:
                 message names ``what`` ("the create request", ...).
         """
         limit = self._request_timeout
-        bound = math.inf if limit is None else self.clock.now() + limit
+        now = self.clock.now()
+        bound = min(deadline, math.inf if limit is None else now + limit)
         if not await self.admit(url, bound):
-            raise SendFailed(
-                f"the host is cooling down; {what} could not be sent within "
+            within = (
                 f"request_timeout={limit:g} s"
+                if limit is not None and now + limit <= deadline
+                else "its deadline"
             )
+            raise SendFailed(f"the host is cooling down; {what} could not be sent within {within}")
         self.requests += 1
+        left = deadline - self.clock.now()
+        wait, within = limit, f"request_timeout={limit:g} s" if limit is not None else ""
+        if left < math.inf and (limit is None or left < limit):
+            wait, within = max(0.0, left), "its deadline"
         try:
-            with anyio.fail_after(limit):
+            with anyio.fail_after(wait):
                 response = await self.transport.request(
                     method,
                     url,
@@ -285,9 +294,7 @@ class Sender:
         except TransportFailure as exc:
             raise SendFailed(f"{what} failed: {exc}", exc) from exc
         except TimeoutError as exc:
-            raise SendFailed(
-                f"no response to {what} within request_timeout={limit:g} s", exc
-            ) from exc
+            raise SendFailed(f"no response to {what} within {within}", exc) from exc
         return response, self.feedback(url, response)
 
 

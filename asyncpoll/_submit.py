@@ -14,9 +14,21 @@ import attrs
 from ._response import Response
 from ._urls import check_server_url
 
-__all__ = ["CreateRequest", "discover"]
+__all__ = ["IDEMPOTENCY_HEADER", "CreateRequest", "discover"]
 
-_ID_KEYS = ("jobId", "job_id", "id", "taskId", "task_id", "operationId")
+#: The header an idempotency key travels in (the IETF draft's name, Stripe's and others').
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+_ID_KEYS = (
+    "jobId",
+    "job_id",
+    "id",
+    "taskId",
+    "task_id",
+    "task-id",  # Flower's answer to async-apply
+    "submission_id",  # Ray Jobs
+    "operationId",
+)
 _LINK_KEYS = (
     "statusUrl",
     "status_url",
@@ -39,6 +51,25 @@ class CreateRequest:
     data: Any = None
     content: bytes | str | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    #: The ``Idempotency-Key`` of the first create, or None when none is sent.
+    idempotency_key: str | None = None
+
+    def headers_for(self, submission: int) -> Mapping[str, str]:
+        """The headers of create request number ``submission`` (0: the first).
+
+        Each resubmit asks for a new job, so it carries its own key, derived from the
+        first: its own retries repeat it, and no resubmit is taken for the first job.
+        """
+        key = self.idempotency_key
+        if key is None:
+            return self.headers
+        headers = {
+            name: value
+            for name, value in self.headers.items()
+            if name.lower() != IDEMPOTENCY_HEADER.lower()
+        }
+        headers[IDEMPOTENCY_HEADER] = key if submission == 0 else f"{key}-{submission}"
+        return headers
 
 
 def _scopes(body: Any) -> tuple[Mapping[str, Any], ...]:
@@ -70,7 +101,8 @@ def discover(
     The status URL comes from, in order: ``Operation-Location``; ``Location`` on a 201 or
     202; a body field (``statusUrl``, ``status_url``, ``pollUrl``, ``location``, ...). It
     is resolved against ``base`` and must pass the same-origin check. The job id comes
-    from ``jobId``, ``job_id``, ``id``, ``taskId`` (top level or inside ``data``), else
+    from ``jobId``, ``job_id``, ``id``, ``taskId``, ``task-id``, ``submission_id`` (top
+    level or inside ``data``), else
     the last path segment of the status URL. Either may be None when absent: the caller
     falls back to its status URL template.
 

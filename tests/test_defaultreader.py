@@ -8,6 +8,7 @@ import logging
 import pickle
 from typing import Any
 
+import anyio
 import pytest
 from conftest import FakeJobAPI, job
 
@@ -326,7 +327,9 @@ async def test_each_job_stuck_on_an_unknown_word_warns_when_it_stalls(
         schedule=asyncpoll.fixed(60.0),
         timeout=900.0,
     ) as p:
-        handles = [p.add("a"), p.add("b")]
+        handles = [p.add("a")]
+        await anyio.sleep(30.0)  # virtual time: b's polls come 30 s after a's
+        handles.append(p.add("b"))
         for handle in handles:
             with pytest.raises(asyncpoll.JobTimeout):
                 await handle

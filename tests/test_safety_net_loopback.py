@@ -147,7 +147,9 @@ async def test_create_request_headers_reach_the_server_and_stay_off_polls(
     make_poller: MakePoller, server: Server
 ) -> None:
     """submit(headers=...) reaches the server on the create request and on its resubmit,
-    besides the poller's headers; status polls carry the poller's headers only."""
+    besides the poller's headers; status polls carry the poller's headers only. An
+    Idempotency-Key is the job's: the resubmit, which asks for a new job, carries its own
+    key derived from it (the same key would get the failed job back)."""
     server.script("POST", "/jobs", Reply({"id": "j1"}, 201), Reply({"id": "j2"}, 201))
     server.script("GET", "/jobs/j1", Reply({"status": "failed", "error": "gpu lost"}))
     server.script("GET", "/jobs/j2", Reply({"status": "done", "result": "second"}))
@@ -168,8 +170,8 @@ async def test_create_request_headers_reach_the_server_and_stay_off_polls(
     assert [s.job_id for s in handle.submissions] == ["j1", "j2"]
     posts = server.sent("POST", "/jobs")
     assert len(posts) == 2
+    assert [sent["idempotency-key"] for sent in posts] == ["idem-1", "idem-1-1"]
     for sent in posts:
-        assert sent["idempotency-key"] == "idem-1"
         assert sent["x-request-id"] == "req-1"
         assert sent["authorization"] == "Bearer k"
         assert sent["x-team"] == "blue"
