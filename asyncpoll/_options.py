@@ -222,7 +222,7 @@ class Options:
     cancel_method: str = attrs.field(default="DELETE", validator=_method)
     cancel_url: str | None = attrs.field(default=None, validator=_template)
     cancel_json: Any = attrs.field(default=None, validator=_json_body)
-    create_timeout: float | None = attrs.field(default=300.0, validator=_seconds())
+    create_timeout: float | None = attrs.field(default=None, validator=_seconds())
     idempotency_key: bool = attrs.field(default=False, converter=bool)
     transport: str = "httpx"
     base_url: str | None = None

@@ -144,9 +144,10 @@ class TaskPoller:
             and its JSON body (default: none). Many systems stop a job with ``POST
             .../cancel`` or ``.../stop``; on some a ``DELETE`` deletes the record instead.
         create_timeout: how long ``submit()`` keeps trying to create a job, in seconds
-            from its first send (default 300; None: no limit): a 429 (or a 503 with
+            from its first send (default: ``request_timeout``): a 429 (or a 503 with
             ``Retry-After``) is sent again after the host's cool-down, and with an
-            idempotency key a transient failure is retried.
+            idempotency key a transient failure is retried. Raise it to wait out
+            longer cool-downs when creating many jobs.
         idempotency_key: send an ``Idempotency-Key`` header (a new UUID per job) with
             every create request, so that retrying a create after a transient failure
             cannot make a second job where the server honours it.
@@ -199,7 +200,7 @@ class TaskPoller:
         cancel_method: str = "DELETE",
         cancel_url: str | None = None,
         cancel_json: Any = None,
-        create_timeout: float | None = 300.0,
+        create_timeout: float | None = None,
         idempotency_key: bool = False,
         transport: str = "httpx",
     ) -> None:

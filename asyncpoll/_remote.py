@@ -54,18 +54,18 @@ class Remote:
         after the host's cool-down: the server refused it, so no job was made. With an
         idempotency key a transient failure (no answer, 5xx, 408) is sent again too, on
         the retry schedule, up to ``max_errors`` times. All of it within
-        ``create_timeout`` of the first send, and at most ``MAX_CREATE_ATTEMPTS`` sends.
+        ``create_timeout`` (default: ``request_timeout``) of the first send, and at most
+        ``MAX_CREATE_ATTEMPTS`` sends.
 
         Raises:
             SubmitError: no answer, a non-2xx answer, or no way to tell where to poll.
         """
-        engine, options = self._engine, self._options
+        engine = self._engine
         clock = engine.clock
         absolute = engine.sender.transport.absolute(create.url)
         shown = redact_url(absolute)
-        start = clock.now()
-        limit = options.create_timeout
-        deadline = math.inf if limit is None else start + limit
+        _, limit = self._create_limit()
+        deadline = math.inf if limit is None else clock.now() + limit
         retry_safe = create.idempotency_key is not None
         failures = 0
         for attempt in range(1, MAX_CREATE_ATTEMPTS + 1):
@@ -80,6 +80,7 @@ class Remote:
                     content=create.content,
                     headers=create.headers_for(0),
                     deadline=deadline,
+                    admit_until=deadline,
                 )
             except SendFailed as exc:
                 failures += 1
@@ -127,11 +128,18 @@ class Remote:
             raise error from exc
         return response, job_id, status_url, from_template
 
+    def _create_limit(self) -> tuple[str, float | None]:
+        """The option bounding a create's tries, and its value in seconds (None: none)."""
+        options = self._options
+        if options.create_timeout is not None:
+            return "create_timeout", options.create_timeout
+        return "request_timeout", options.request_timeout
+
     def _tries(self, attempt: int) -> str:
         if attempt == 1:
             return ""
-        limit = self._options.create_timeout
-        within = f" within create_timeout={limit:g} s" if limit is not None else ""
+        name, limit = self._create_limit()
+        within = f" within {name}={limit:g} s" if limit is not None else ""
         return f" (sent {attempt} times{within})"
 
     async def _wait_retry(self, failures: int, deadline: float, reason: str) -> bool:
@@ -140,7 +148,7 @@ class Remote:
         engine = self._engine
         if failures >= self._options.max_errors:
             return False
-        delay = checked_delay(engine.rules.retry_schedule, failures - 1, engine.rules.rng)
+        delay = checked_delay(engine.rules.retry_schedule, failures, engine.rules.rng)
         when = engine.clock.now() + delay
         if when >= deadline:
             return False
@@ -186,9 +194,11 @@ class Remote:
             return
         record = handle._record
         if status.state.is_terminal:
-            # Only an outcome that needs no further request; a result to fetch or a
-            # failure to resubmit is left to the first poll, already scheduled.
-            if not record.needs_more(status):
+            # Only an outcome that needs no further request and that the answer carries
+            # (a result, an error text): a result to fetch, a failure to resubmit, or a
+            # bare "SUCCESS" (Celery's create answer, whose result only the status has)
+            # is left to the first poll, already scheduled.
+            if not record.needs_more(status) and _carries_outcome(status):
                 self._resolve(handle, status)
         else:
             record.status = status
@@ -295,6 +305,15 @@ class Remote:
             return None  # a moved status URL is the worker's to follow, on its schedule
         read = read_status(record, response, hint, engine.rules)
         return read if isinstance(read, Status) else None
+
+
+def _carries_outcome(status: Status) -> bool:
+    """Whether a terminal status read from a create answer says how the job ended."""
+    if status.state is JobState.SUCCEEDED:
+        return status.result is not status.raw or status.result_url is not None
+    if status.state is JobState.FAILED:
+        return status.error is not None
+    return True
 
 
 def create_request(

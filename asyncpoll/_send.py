@@ -252,11 +252,13 @@ class Sender:
         content: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
         deadline: float = math.inf,
+        admit_until: float | None = None,
     ) -> tuple[Response, float | None]:
         """One request outside the schedule: admit, send, feed back.
 
-        Admission and the request are each bounded by ``request_timeout``, and both
-        together by ``deadline`` (a clock reading).
+        Admission (the host's cool-down, the rate limit) is bounded by ``admit_until``
+        when given, else by ``request_timeout``; the request by ``request_timeout``; and
+        both together by ``deadline`` (clock readings).
 
         Returns:
             The response and the server's hint (capped), or None.
@@ -267,11 +269,14 @@ class Sender:
         """
         limit = self._request_timeout
         now = self.clock.now()
-        bound = min(deadline, math.inf if limit is None else now + limit)
+        if admit_until is not None:
+            bound = min(deadline, admit_until)
+        else:
+            bound = min(deadline, math.inf if limit is None else now + limit)
         if not await self.admit(url, bound):
             within = (
                 f"request_timeout={limit:g} s"
-                if limit is not None and now + limit <= deadline
+                if admit_until is None and limit is not None and now + limit <= deadline
                 else "its deadline"
             )
             raise SendFailed(f"the host is cooling down; {what} could not be sent within {within}")

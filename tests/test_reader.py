@@ -41,26 +41,86 @@ def _read(body: Any, **kwargs: Any) -> Status:
 
 # Written out, not derived: the words the docs promise (docs/job-systems.md).
 VOCABULARY = {
-    JobState.PENDING: (
-        "pending queued queuing waiting created delayed submitted received scheduled deferred "
-        "not_started runnable starting accepted requested up_for_reschedule paused new"
-    ).split(),
-    JobState.RUNNING: (
-        "running processing progressing active in_progress started generating validating "
-        "finalizing retry retrying restarting up_for_retry cancelling canceling stopping "
-        "building executing"
-    ).split(),
-    JobState.SUCCEEDED: (
-        "completed complete succeeded success successful done finished partial_success"
-    ).split(),
-    JobState.FAILED: (
-        "failed failure fail error errored expired crashed timed_out timeout upstream_failed "
-        "unstable startup_failure action_required"
-    ).split(),
-    JobState.CANCELLED: (
-        "cancelled canceled stopped revoked aborted terminated killed dismissed skipped "
-        "omitted not_built removed deleted"
-    ).split(),
+    JobState.PENDING: [
+        "pending",
+        "queued",
+        "queuing",
+        "waiting",
+        "created",
+        "delayed",
+        "submitted",
+        "received",
+        "scheduled",
+        "deferred",
+        "not_started",
+        "runnable",
+        "starting",
+        "accepted",
+        "requested",
+        "up_for_reschedule",
+        "paused",
+        "new",
+    ],
+    JobState.RUNNING: [
+        "running",
+        "processing",
+        "progressing",
+        "active",
+        "in_progress",
+        "started",
+        "generating",
+        "validating",
+        "finalizing",
+        "retry",
+        "retrying",
+        "restarting",
+        "up_for_retry",
+        "cancelling",
+        "canceling",
+        "stopping",
+        "building",
+        "executing",
+    ],
+    JobState.SUCCEEDED: [
+        "completed",
+        "complete",
+        "succeeded",
+        "success",
+        "successful",
+        "done",
+        "finished",
+        "partial_success",
+    ],
+    JobState.FAILED: [
+        "failed",
+        "failure",
+        "fail",
+        "error",
+        "errored",
+        "expired",
+        "crashed",
+        "timed_out",
+        "timeout",
+        "upstream_failed",
+        "unstable",
+        "startup_failure",
+        "action_required",
+    ],
+    JobState.CANCELLED: [
+        "cancelled",
+        "canceled",
+        "stopped",
+        "revoked",
+        "aborted",
+        "terminated",
+        "killed",
+        "dismissed",
+        "skipped",
+        "omitted",
+        "not_built",
+        "removed",
+        "deleted",
+    ],
 }
 WORDS = [(word, state) for state, words in VOCABULARY.items() for word in words]
 
@@ -745,7 +805,7 @@ def test_excerpt_with_custom_limit() -> None:
 
 def test_reader_names_are_exported() -> None:
     """The package re-exports the reader and response names."""
-    from asyncpoll import _defaultreader, _reader, _response, _vocab
+    from asyncpoll import _defaultreader, _response, _vocab
 
     assert asyncpoll.DefaultReader is _defaultreader.DefaultReader
     assert asyncpoll.DEFAULT_STATES is _vocab.DEFAULT_STATES

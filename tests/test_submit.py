@@ -145,7 +145,9 @@ def test_links_resolve_against_the_base() -> None:
 # --- the job id ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["jobId", "job_id", "id", "taskId", "task_id", "operationId"])
+@pytest.mark.parametrize(
+    "key", ["jobId", "job_id", "id", "taskId", "task_id", "task-id", "submission_id", "operationId"]
+)
 @pytest.mark.parametrize("nested", [False, True], ids=["top", "data"])
 def test_job_id_fields(key: str, nested: bool) -> None:
     """The job id comes from an id field, at the top level or inside ``data``."""
