@@ -309,6 +309,33 @@ def test_read_takes_a_parsed_document() -> None:
         DefaultReader().read({"id": 1})
 
 
+# --- through the poller ---------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("word", ["STOPPED", "REVOKED", "ABORTED"])
+async def test_a_job_stopped_on_the_server_ends_cancelled_at_once(
+    api: FakeJobAPI, word: str
+) -> None:
+    """Two jobs stopped on the server end CANCELLED at the poll that says so, not at their
+    timeout; neither is a warning about an unknown word."""
+    for job_id in ("a", "b"):
+        api.script(job_id, job("RUNNING"), job(word))
+    async with asyncpoll.TaskPoller(
+        "/jobs/{job_id}", client=api.client(), schedule=asyncpoll.fixed(5.0), timeout=600.0
+    ) as p:
+        t0 = anyio.current_time()
+        handles = [p.add("a"), p.add("b")]
+        for handle in handles:
+            with pytest.raises(asyncpoll.JobCancelled) as info:
+                await handle
+            assert str(info.value) == (
+                f"job {handle.job_id!r} was cancelled: cancelled on the server: status {word!r}"
+            )
+        assert anyio.current_time() - t0 == 5.0
+    assert [len(api.times(job_id)) for job_id in ("a", "b")] == [2, 2]
+
+
 # --- unknown words, per job -----------------------------------------------------------
 
 
