@@ -2127,9 +2127,16 @@ ARGO_WORKFLOW = "etl-nightly-x7k2p"
 
 
 def _argo(
-    phase: str, progress: str, *, completed: bool, message: str | None = None, **status: Any
+    phase: str,
+    progress: str,
+    *,
+    completed: bool,
+    message: str | None = None,
+    shutdown: str | None = None,
+    **status: Any,
 ) -> dict[str, Any]:
-    """``GET /api/v1/workflows/{namespace}/{name}``: a Workflow resource."""
+    """``GET /api/v1/workflows/{namespace}/{name}``: a Workflow resource (``shutdown``:
+    the ``spec.shutdown`` strategy ``argo stop`` / ``argo terminate`` set)."""
     main = ARGO_WORKFLOW
     nodes = {
         main: {
@@ -2201,6 +2208,7 @@ def _argo(
         "spec": {
             "arguments": {"parameters": [{"name": "date", "value": "2024-05-01"}]},
             "workflowTemplateRef": {"name": "etl-nightly"},
+            **({"shutdown": shutdown} if shutdown else {}),
         },
         "status": base_status,
     }
@@ -2263,16 +2271,28 @@ ARGO = System(
         Case(
             "argo",
             "stopped (argo stop)",
-            _argo("Failed", "1/2", completed=True, message="Stopped with strategy 'Stop'"),
+            _argo(
+                "Failed",
+                "1/2",
+                completed=True,
+                message="Stopped with strategy 'Stop'",
+                shutdown="Stop",
+            ),
             JobState.FAILED,
             error="Stopped with strategy 'Stop'",
-            note="Argo has no stopped phase: argo stop / terminate end the workflow Failed, "
-            "so the contract reads FAILED, not CANCELLED.",
+            note="Argo has no stopped phase: argo stop / terminate end the workflow Failed "
+            "(spec.shutdown says which), so the contract reads FAILED, not CANCELLED.",
         ),
         Case(
             "argo",
             "terminated (argo terminate)",
-            _argo("Failed", "1/2", completed=True, message="Stopped with strategy 'Terminate'"),
+            _argo(
+                "Failed",
+                "1/2",
+                completed=True,
+                message="Stopped with strategy 'Terminate'",
+                shutdown="Terminate",
+            ),
             JobState.FAILED,
             error="Stopped with strategy 'Terminate'",
         ),
