@@ -52,7 +52,16 @@ _STATE_KEYS = ("status", "state", "phase")
 # ``type`` (COMPLETED) and a ``name`` (which may be "Late" or "Cached"): the type wins.
 _NESTED_KEYS = ("type", "state", "status", "phase", "name")
 _OUTCOME_KEYS = ("conclusion", "outcome")
-_PROGRESS_KEYS = ("progress", "percentComplete", "percent_complete", "jobPercentComplete")
+_PROGRESS_KEYS = (
+    "progress",
+    "percentComplete",
+    "percentCompleted",
+    "percent_complete",
+    "progressPercent",
+    "jobPercentComplete",
+)
+# A field such as SageMaker's TrainingJobStatus wins over its SecondaryStatus.
+_JOB_SUFFIXES = ("jobstatus", "jobstate", "jobrunstate", "executionstatus")
 _LINK_KEYS = ("resultUrl", "result_url", "result_urls", "resultUrls", "resourceLocation")
 _LINK_KEY_SET = frozenset(_LINK_KEYS)
 #: Fields holding a failed job's error text, matched after normalising (any case).
@@ -128,13 +137,21 @@ def _exact(scopes: _Scopes) -> _Found | None:
 
 
 def _suffixed(scope: Mapping[str, Any], prefix: str) -> _Found | None:
-    """A field named like ``JobStatus`` or ``Status`` (any case) holding a state."""
+    """A field named like ``JobStatus`` or ``Status`` (any case) holding a state; one
+    named for the job (``TrainingJobStatus``) before others (``SecondaryStatus``)."""
+    later = []
     for key, value in scope.items():
         lowered = key.lower() if isinstance(key, str) else ""
-        if lowered.endswith(("status", "state", "phase")):
+        if lowered.endswith(_JOB_SUFFIXES):
             found = _at(scope, key, value, prefix)
             if found is not None:
                 return found
+        elif lowered.endswith(("status", "state", "phase")):
+            later.append((key, value))
+    for key, value in later:
+        found = _at(scope, key, value, prefix)
+        if found is not None:
+            return found
     return None
 
 
@@ -181,6 +198,11 @@ def _locate(body: Mapping[str, Any], scopes: _Scopes) -> _Found | None:
     if isinstance(name, str) and ("metadata" in body or "operations/" in name):
         # A Google long-running operation omits ``done`` while it is false.
         return _Found(None, JobState.RUNNING, "done", body, None)
+    for scope, prefix in scopes:
+        for key in _STATE_KEYS:
+            if key in scope and scope[key] is None:
+                # No state yet (an Airflow task instance not yet scheduled): pending.
+                return _Found(None, JobState.PENDING, prefix + key, scope, None)
     return None
 
 
@@ -213,6 +235,11 @@ def _error_text(found: _Found, scopes: list[Mapping[str, Any]], outcome: str | N
             if key in fields and key != outcome:
                 text = _text(fields[key])
                 if text is not None:
+                    cause = fields.get("cause") if key == "error" else None
+                    if isinstance(cause, str) and cause and cause != text:
+                        # Step Functions: an error code and its cause, e.g.
+                        # "States.TaskFailed: the task raised ValueError".
+                        return f"{text}: {cause}"
                     return text
     if found.holder is not None:
         text = _text(found.holder.get("message"))
@@ -376,9 +403,16 @@ class DefaultReader:
                 f"'data' and one level down); received {shown}"
             )
         state, word, place, outcome, unknown_word = self._state(found, response)
+        if state is JobState.FAILED and (
+            found.scope.get("isCancelled") is True or found.scope.get("isTerminated") is True
+        ):
+            state = JobState.CANCELLED  # AWS Batch: a cancelled or terminated job is FAILED
         progress = _find(plain, _PROGRESS_KEYS)
-        if progress is None and found.holder is not None:
-            progress = found.holder.get("progress")
+        if progress is None:
+            if found.holder is not None:
+                progress = found.holder.get("progress")
+            elif isinstance(metadata := body.get("metadata"), Mapping):
+                progress = metadata.get("progressPercent")  # a Google operation's
         progress = progress_fraction(progress) if progress is not None else None
         result = error = result_url = None
         link_field = None

@@ -245,7 +245,8 @@ class Remote:
             )
         handle._last_response = response
         code = response.status_code
-        accepted = 200 <= code < 300
+        # A redirect answering a POST is the usual "done, now look here" (Jenkins' stop).
+        accepted = 200 <= code < 300 or (code in (302, 303) and method != "GET")
         # Accepted or refused, the job may have finished already: ask, and resolve as
         # the server says (an accepted cancel of a job that had succeeded keeps its result).
         status = await self.read_now(handle)

@@ -27,6 +27,7 @@ _ID_KEYS = (
     "task_id",
     "task-id",  # Flower's answer to async-apply
     "submission_id",  # Ray Jobs
+    "dag_run_id",  # Airflow
     "operationId",
 )
 _LINK_KEYS = (

@@ -17,13 +17,15 @@ Where the words come from (the systems' public API documents):
 - AWS job APIs (Batch, Step Functions, Transcribe, SageMaker, Glue, Textract,
   MediaConvert): SUBMITTED PENDING RUNNABLE STARTING RUNNING IN_PROGRESS PROGRESSING
   SUCCEEDED COMPLETED COMPLETE PARTIAL_SUCCESS FAILED ERROR TIMED_OUT TIMEOUT STOPPING
-  STOPPED ABORTED CANCELED
-- OpenAI batches and fine-tuning: validating in_progress finalizing completed failed
-  expired cancelling cancelled queued running succeeded
+  STOPPED ABORTED CANCELED PENDING_REDRIVE (a failed Step Functions execution)
+- OpenAI batches and fine-tuning: validating validating_files in_progress finalizing
+  completed failed expired cancelling cancelled queued running succeeded
+- Azure AI services' jobs: notStarted running succeeded partiallySucceeded failed
+  cancelling cancelled, ValidationFailed (Translator)
 - Replicate predictions: starting processing succeeded failed canceled
 - GitHub Actions runs: status queued in_progress completed waiting requested pending;
   conclusion success failure neutral cancelled skipped timed_out action_required stale
-  startup_failure
+  startup_failure (a stale run never finished: failed)
 - Jenkins builds: result SUCCESS FAILURE UNSTABLE ABORTED NOT_BUILT
 - Argo Workflows: Pending Running Succeeded Failed Error (and Skipped, Omitted nodes)
 """
@@ -49,13 +51,16 @@ _PENDING = (
 )
 _RUNNING = (
     "running processing progressing active in_progress started generating validating "
-    "finalizing retry retrying restarting up_for_retry cancelling canceling stopping "
-    "building executing"
+    "validating_files finalizing retry retrying restarting up_for_retry cancelling canceling "
+    "stopping building executing"
 )
-_SUCCEEDED = "completed complete succeeded success successful done finished partial_success"
+_SUCCEEDED = (
+    "completed complete succeeded success successful done finished partial_success "
+    "partially_succeeded"
+)
 _FAILED = (
     "failed failure fail error errored expired crashed timed_out timeout upstream_failed "
-    "unstable startup_failure action_required"
+    "unstable startup_failure action_required stale validation_failed pending_redrive"
 )
 # A job stopped, revoked or skipped on the server did not fail and will not finish:
 # it ends CANCELLED.

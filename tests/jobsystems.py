@@ -1352,10 +1352,10 @@ AWS = System(
                 startedAt=1714555862456,
                 stoppedAt=1714556100870,
             ),
-            JobState.FAILED,
+            JobState.CANCELLED,
             error="superseded by the 10:00 run",
             note="Batch has no cancelled status: TerminateJob ends a job FAILED with "
-            "isTerminated true, which the contract reads as FAILED.",
+            "isTerminated true, which the reader takes for CANCELLED.",
         ),
         Case(
             "aws",
@@ -1363,10 +1363,9 @@ AWS = System(
             _batch(
                 "FAILED", statusReason="Cancelled by ops: wrong date parameter", isCancelled=True
             ),
-            JobState.FAILED,
+            JobState.CANCELLED,
             error="wrong date parameter",
-            note="CancelJob ends a queued job FAILED with isCancelled true: FAILED by the "
-            "contract.",
+            note="CancelJob ends a queued job FAILED with isCancelled true: CANCELLED.",
         ),
         Case("aws", "transcribe: queued", _transcribe("QUEUED"), JobState.PENDING),
         Case("aws", "transcribe: in progress", _transcribe("IN_PROGRESS"), JobState.RUNNING),
@@ -1423,9 +1422,9 @@ AWS = System(
                 redriveStatusReason=None,
             ),
             JobState.FAILED,
-            error="States.TaskFailed",
-            note="error is a code (States.TaskFailed); the reason is in cause, which the "
-            "contract reads only when there is no error.",
+            error="invoice 1042 has no lines",
+            note="error is a code (States.TaskFailed); the reason is in cause: the error text "
+            "is both, joined.",
         ),
         Case(
             "aws",

@@ -344,6 +344,20 @@ async def test_the_cancel_request_is_configured_per_job(api: FakeJobAPI) -> None
     assert (one.state, two.state) == (asyncpoll.JobState.CANCELLED,) * 2
 
 
+async def test_a_redirect_answering_a_post_cancel_is_accepted(api: FakeJobAPI) -> None:
+    """Jenkins answers POST .../stop with 302 Found: accepted, as any 302/303 to a POST."""
+    stop = api.router.post("/jobs/j1/stop").mock(
+        return_value=httpx.Response(302, headers={"Location": "/jobs/j1"})
+    )
+    api.script("j1", job("running"), job("running"))
+    async with poller(api, cancel_method="POST", cancel_url="/jobs/{job_id}/stop") as p:
+        handle = p.add("j1")
+        await anyio.sleep(0.5)
+        assert await handle.cancel_remote() is True
+    assert stop.call_count == 1
+    assert handle.state is asyncpoll.JobState.CANCELLED
+
+
 async def test_a_bad_cancel_method_is_refused(api: FakeJobAPI) -> None:
     async with poller(api) as p:
         with pytest.raises(ValueError, match="cancel_method must be an HTTP method"):

@@ -375,3 +375,41 @@ async def test_each_job_stuck_on_an_unknown_word_warns_when_it_stalls(
         "wait longer)",
     ]
     assert api.times("a") == [60.0 * n for n in range(15)]  # the deadline at 900 s comes first
+
+
+# --- details of particular systems -----------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["isCancelled", "isTerminated"])
+def test_a_batch_job_failed_by_a_cancel_is_cancelled(flag: str) -> None:
+    """AWS Batch ends a cancelled or terminated job FAILED with a flag set: CANCELLED."""
+    status = DefaultReader().read(
+        {"jobs": [{"status": "FAILED", flag: True, "statusReason": "ops"}]}
+    )
+    assert (status.state, status.error) == (JobState.CANCELLED, "ops")
+    assert (
+        DefaultReader().read({"jobs": [{"status": "FAILED", flag: False}]}).state is JobState.FAILED
+    )
+
+
+def test_an_error_code_is_joined_to_its_cause() -> None:
+    """Step Functions: ``error`` is a code, ``cause`` the reason; the text is both."""
+    status = _read({"status": "FAILED", "error": "States.TaskFailed", "cause": "no lines"})
+    assert status.error == "States.TaskFailed: no lines"
+    assert _read({"status": "FAILED", "cause": "only a cause"}).error == "only a cause"
+
+
+def test_a_null_state_is_pending() -> None:
+    """An Airflow task instance not yet scheduled has ``"state": null``: pending."""
+    assert _read({"task_id": "t", "state": None}).state is JobState.PENDING
+
+
+def test_a_field_named_for_the_job_wins_over_other_status_fields() -> None:
+    """SageMaker: ``TrainingJobStatus`` decides, not ``SecondaryStatus`` before it."""
+    body = {"SecondaryStatus": "MaxRuntimeExceeded", "TrainingJobStatus": "Failed"}
+    assert _read(body).state is JobState.FAILED
+
+
+def test_a_google_operations_progress_is_in_its_metadata() -> None:
+    body = {"name": "operations/7", "metadata": {"progressPercent": 35}}
+    assert (_read(body).state, _read(body).progress) == (JobState.RUNNING, 0.35)

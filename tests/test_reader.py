@@ -70,6 +70,7 @@ VOCABULARY = {
         "started",
         "generating",
         "validating",
+        "validating_files",
         "finalizing",
         "retry",
         "retrying",
@@ -90,6 +91,7 @@ VOCABULARY = {
         "done",
         "finished",
         "partial_success",
+        "partially_succeeded",
     ],
     JobState.FAILED: [
         "failed",
@@ -105,6 +107,9 @@ VOCABULARY = {
         "unstable",
         "startup_failure",
         "action_required",
+        "stale",
+        "validation_failed",
+        "pending_redrive",
     ],
     JobState.CANCELLED: [
         "cancelled",
@@ -126,9 +131,9 @@ WORDS = [(word, state) for state, words in VOCABULARY.items() for word in words]
 
 
 def test_default_states_is_exactly_the_documented_vocabulary() -> None:
-    """DEFAULT_STATES maps exactly the 70 documented lower-case words, no more and no fewer."""
+    """DEFAULT_STATES maps exactly the 75 documented lower-case words, no more and no fewer."""
     assert dict(DEFAULT_STATES) == dict(WORDS)
-    assert len(DEFAULT_STATES) == 70
+    assert len(DEFAULT_STATES) == 75
 
 
 @pytest.mark.parametrize(("word", "state"), WORDS)

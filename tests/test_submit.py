@@ -146,7 +146,18 @@ def test_links_resolve_against_the_base() -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["jobId", "job_id", "id", "taskId", "task_id", "task-id", "submission_id", "operationId"]
+    "key",
+    [
+        "jobId",
+        "job_id",
+        "id",
+        "taskId",
+        "task_id",
+        "task-id",
+        "submission_id",
+        "dag_run_id",
+        "operationId",
+    ],
 )
 @pytest.mark.parametrize("nested", [False, True], ids=["top", "data"])
 def test_job_id_fields(key: str, nested: bool) -> None:
