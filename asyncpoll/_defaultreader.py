@@ -60,6 +60,7 @@ _PROGRESS_KEYS = (
     "progressPercent",
     "jobPercentComplete",
 )
+_PROGRESS_KEY_SET = frozenset(_PROGRESS_KEYS)
 # A field such as SageMaker's TrainingJobStatus wins over its SecondaryStatus.
 _JOB_SUFFIXES = ("jobstatus", "jobstate", "jobrunstate", "executionstatus")
 _LINK_KEYS = ("resultUrl", "result_url", "result_urls", "resultUrls", "resourceLocation")
@@ -105,7 +106,9 @@ def _nested(value: Mapping[str, Any], depth: int = 0) -> tuple[str, str, Mapping
     for key in _NESTED_KEYS:
         item = value.get(key)
         if item is None:
-            item = next((v for k, v in value.items() if k.lower() == key), None)
+            item = next(
+                (v for k, v in value.items() if isinstance(k, str) and k.lower() == key), None
+            )
         if isinstance(item, str) and item:
             return item, key, value
         if isinstance(item, Mapping) and depth == 0:
@@ -188,10 +191,13 @@ def _locate(body: Mapping[str, Any], scopes: _Scopes) -> _Found | None:
         if found is not None:
             return found
     for key, value in body.items():
+        if key in _NOT_WRAPPERS:
+            continue
+        path = f"{key}."
         if isinstance(value, list) and len(value) == 1:
-            value, key = value[0], f"{key}.0"
-        if isinstance(value, Mapping) and key not in _NOT_WRAPPERS:
-            found = _suffixed(value, f"{key}.")
+            value, path = value[0], f"{key}.0."
+        if isinstance(value, Mapping):
+            found = _suffixed(value, path)
             if found is not None:
                 return found
     name = body.get("name")
@@ -388,9 +394,13 @@ class DefaultReader:
         data = body.get("data")
         plain: tuple[Mapping[str, Any], ...] = (body,)
         scopes: _Scopes = ((body, ""),)
-        if isinstance(data, Mapping):
+        if data is not None and isinstance(data, Mapping):
             plain, scopes = (body, data), ((body, ""), (data, "data."))
-        found = _locate(body, scopes)
+        word = body.get("status")
+        if type(word) is str and word:  # the common case, found without a search
+            found: _Found | None = _Found(word, None, "status", body, None)
+        else:
+            found = _locate(body, scopes)
         if found is None:
             what, shown = (
                 ("response", excerpt(response.content))
@@ -407,11 +417,13 @@ class DefaultReader:
             found.scope.get("isCancelled") is True or found.scope.get("isTerminated") is True
         ):
             state = JobState.CANCELLED  # AWS Batch: a cancelled or terminated job is FAILED
-        progress = _find(plain, _PROGRESS_KEYS)
+        progress = None
+        if not _PROGRESS_KEY_SET.isdisjoint(body) or len(plain) > 1:  # skip the search if none
+            progress = _find(plain, _PROGRESS_KEYS)
         if progress is None:
             if found.holder is not None:
                 progress = found.holder.get("progress")
-            elif isinstance(metadata := body.get("metadata"), Mapping):
+            elif "metadata" in body and isinstance(metadata := body["metadata"], Mapping):
                 progress = metadata.get("progressPercent")  # a Google operation's
         progress = progress_fraction(progress) if progress is not None else None
         result = error = result_url = None

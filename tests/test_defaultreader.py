@@ -413,3 +413,9 @@ def test_a_field_named_for_the_job_wins_over_other_status_fields() -> None:
 def test_a_google_operations_progress_is_in_its_metadata() -> None:
     body = {"name": "operations/7", "metadata": {"progressPercent": 35}}
     assert (_read(body).state, _read(body).progress) == (JobState.RUNNING, 0.35)
+
+
+def test_an_errors_list_is_not_a_wrapper() -> None:
+    """A one-item ``errors`` list holds no job state, whatever it says."""
+    with pytest.raises(ValueError, match="no job state"):
+        _read({"errors": [{"status": "FAILED_PRECONDITION"}]})
