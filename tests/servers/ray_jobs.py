@@ -35,7 +35,6 @@ missing or the system is not Linux (the process checks read ``/proc``).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import random
 import shutil
@@ -45,11 +44,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from . import REQUIRED_ENV, require
 
 __all__ = ["MARKER_ENV", "START_TIMEOUT", "RayHead", "ray_head", "require"]
 
@@ -61,37 +62,6 @@ STOP_TIMEOUT = 10.0
 LOG_TAIL = 3000
 #: The environment variable that marks every process of a head node started here.
 MARKER_ENV = "ASYNCPOLL_RAY_HEAD"
-
-# ---------------------------------------------------------------- require()
-# The same rule as ``servers.require`` (tests/servers/__init__.py, written beside this
-# module). Once that lands, delete this section and write ``from . import require``.
-
-#: Set to ``required`` to turn every skip for missing server software into a failure.
-REQUIRED_ENV = "ASYNCPOLL_REAL_SERVERS"
-
-
-def missing(modules: Iterable[str] = (), binaries: Iterable[str] = ()) -> list[str]:
-    """What of ``modules`` (importable here) and ``binaries`` (on PATH) is not here."""
-    absent = [
-        f"python package {name!r}" for name in modules if importlib.util.find_spec(name) is None
-    ]
-    absent += [f"program {name!r} (not on PATH)" for name in binaries if not shutil.which(name)]
-    return absent
-
-
-def require(
-    modules: Iterable[str] = (), binaries: Iterable[str] = (), *, what: str = "these tests"
-) -> None:
-    """Skip the calling test (or fixture) when server software is missing; fail instead
-    under ``ASYNCPOLL_REAL_SERVERS=required``."""
-    absent = missing(modules, binaries)
-    if not absent:
-        return
-    reason = f"{what} need {', '.join(absent)}"
-    if os.environ.get(REQUIRED_ENV, "").strip().lower() == "required":
-        pytest.fail(f"{reason}; {REQUIRED_ENV}=required is set, so this fails", pytrace=False)
-    pytest.skip(f"{reason} (set {REQUIRED_ENV}=required to fail instead)")
-
 
 # ---------------------------------------------------------------- the head node
 
