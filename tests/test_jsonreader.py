@@ -675,3 +675,11 @@ def test_repr_and_attributes() -> None:
     assert reader.result_url_path is None
     assert reader.status_codes == {}
     assert reader.unknown == "running"
+
+
+def test_listed_words_are_matched_whatever_their_separators() -> None:
+    """A listed word matches every spelling, and overrides the default under each."""
+    reader = JsonReader(state="job.state", cancelled=["In-Progress"], running=["Transcoding"])
+    for spelling in ("in_progress", "InProgress", "IN PROGRESS"):
+        assert reader(_response(_state_body(spelling))).state is JobState.CANCELLED
+    assert reader(_response(_state_body("TRANS_CODING"))).state is JobState.RUNNING
