@@ -139,8 +139,8 @@ class Remote:
         if attempt == 1:
             return ""
         name, limit = self._create_limit()
-        within = f" within {name}={limit:g} s" if limit is not None else ""
-        return f" (sent {attempt} times{within})"
+        within = f", within {name}={limit:g} s" if limit is not None else ""
+        return f" (attempt {attempt}{within})"
 
     async def _wait_retry(self, failures: int, deadline: float, reason: str) -> bool:
         """Sleep before sending a create again after a transient failure; False when the

@@ -109,7 +109,7 @@ async def test_a_create_refused_past_create_timeout_raises(api: FakeJobAPI) -> N
     assert creates.times(t0) == [0]
     assert str(info.value) == (
         "https://api.test/render: the host is cooling down; the create request could not "
-        "be sent within its deadline (sent 2 times within create_timeout=60 s)"
+        "be sent within its deadline (attempt 2, within create_timeout=60 s)"
     )
 
 
@@ -122,7 +122,7 @@ async def test_a_create_refused_every_time_stops_at_the_attempt_cap(api: FakeJob
     assert len(creates.sent) == 20
     assert str(info.value) == (
         "https://api.test/render: the create request was refused: HTTP 429; the server asks "
-        """to wait 0 s; received '{"e":1}' (sent 20 times)"""
+        """to wait 0 s; received '{"e":1}' (attempt 20)"""
     )
     assert info.value.http_status == 429
 
@@ -182,7 +182,7 @@ async def test_retries_with_a_key_stop_at_max_errors(api: FakeJobAPI) -> None:
     assert creates.keys() == ["order-77"] * 3
     assert str(info.value) == (
         "https://api.test/render: the create request was refused: HTTP 502; received "
-        "'bad gateway' (sent 3 times within request_timeout=30 s)"
+        "'bad gateway' (attempt 3, within request_timeout=30 s)"
     )
 
 
