@@ -410,3 +410,17 @@ async def asyncpoll_outcome(handle: asyncpoll.JobHandle) -> Any:
         return await handle
     except asyncpoll.AsyncPollError as exc:
         return str(exc)
+
+
+def test_submit_passes_on_every_add_option_but_check() -> None:
+    """submit()'s list of add() options is add()'s keyword options, check= aside."""
+    import inspect
+
+    from asyncpoll._poller import _ADD_OPTIONS
+
+    keywords = {
+        name
+        for name, parameter in inspect.signature(asyncpoll.TaskPoller.add).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    assert keywords - {"check"} == _ADD_OPTIONS
