@@ -52,6 +52,7 @@ _STATE_KEYS = ("status", "state", "phase")
 # ``type`` (COMPLETED) and a ``name`` (which may be "Late" or "Cached"): the type wins.
 _NESTED_KEYS = ("type", "state", "status", "phase", "name")
 _OUTCOME_KEYS = ("conclusion", "outcome")
+_OUTCOME_KEY_SET = frozenset(_OUTCOME_KEYS)
 _PROGRESS_KEYS = (
     "progress",
     "percentComplete",
@@ -268,9 +269,13 @@ def _links(value: Any) -> list[str] | None:
     return None
 
 
-def _find(scopes: tuple[Mapping[str, Any], ...], keys: tuple[str, ...]) -> Any:
+def _find(
+    scopes: tuple[Mapping[str, Any], ...], keys: tuple[str, ...], key_set: frozenset[str]
+) -> Any:
     """The first value under one of ``keys`` that is not None, top level first."""
     for scope in scopes:
+        if key_set.isdisjoint(scope):
+            continue
         for key in keys:
             value = scope.get(key)
             if value is not None:
@@ -417,9 +422,7 @@ class DefaultReader:
             found.scope.get("isCancelled") is True or found.scope.get("isTerminated") is True
         ):
             state = JobState.CANCELLED  # AWS Batch: a cancelled or terminated job is FAILED
-        progress = None
-        if not _PROGRESS_KEY_SET.isdisjoint(body) or len(plain) > 1:  # skip the search if none
-            progress = _find(plain, _PROGRESS_KEYS)
+        progress = _find(plain, _PROGRESS_KEYS, _PROGRESS_KEY_SET)
         if progress is None:
             if found.holder is not None:
                 progress = found.holder.get("progress")
@@ -496,12 +499,14 @@ class DefaultReader:
                 warn_fix=True,
             )
             return state, word, place, None, word
-        if place.endswith("result") and found.holder is None and "building" in scope:
+        if "building" in scope and found.holder is None and place.endswith("result"):
             return self._outcome(state, word, place, "result")  # Jenkins: building false
         if state is JobState.SUCCEEDED:
             candidates: tuple[str, ...] = _OUTCOME_KEYS
-            if normalise(word) in GENERIC_DONE:
+            if "result" in scope and word.lower() in GENERIC_DONE:  # no separators in these
                 candidates = (*_OUTCOME_KEYS, "result")
+            elif _OUTCOME_KEY_SET.isdisjoint(scope):
+                return state, word, place, None, None  # the common case: nothing to weigh
             for key in candidates:
                 value = scope.get(key)
                 if isinstance(value, str) and value:
