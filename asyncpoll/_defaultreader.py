@@ -269,6 +269,24 @@ def _links(value: Any) -> list[str] | None:
     return None
 
 
+def _link_field(scopes: tuple[Mapping[str, Any], ...]) -> Any:
+    """The first result link field (a URL or a list of them), top level first, or None."""
+    return next(
+        (
+            scope[key]
+            for scope in scopes
+            for key in _LINK_KEYS
+            if key in scope and _links(scope[key])
+        ),
+        None,
+    )
+
+
+def _first_link(scopes: tuple[Mapping[str, Any], ...]) -> str | None:
+    links = _links(_link_field(scopes))
+    return links[0] if links else None
+
+
 def _find(
     scopes: tuple[Mapping[str, Any], ...], keys: tuple[str, ...], key_set: frozenset[str]
 ) -> Any:
@@ -401,9 +419,25 @@ class DefaultReader:
         scopes: _Scopes = ((body, ""),)
         if data is not None and isinstance(data, Mapping):
             plain, scopes = (body, data), ((body, ""), (data, "data."))
-        word = body.get("status")
-        if type(word) is str and word:  # the common case, found without a search
-            found: _Found | None = _Found(word, None, "status", body, None)
+        key = "status"
+        word = body.get(key)
+        if word is None:
+            key = "state"
+            word = body.get(key)
+            if word is None and len(plain) > 1 and "phase" not in body:
+                key = "data.status"
+                word = plain[1].get("status")  # an envelope: {"code": 0, "data": {...}}
+                if word is None:
+                    key = "data.state"
+                    word = plain[1].get("state")
+        if type(word) is str and word:
+            # The common case: a word at the top level, found without a search; and most
+            # polls find a job live, with no outcome, error or result to look for.
+            live = self._table.get(word)
+            if live is JobState.RUNNING or live is JobState.PENDING:
+                return self._live(body, live, plain, response)
+            scope = plain[1] if key.startswith("data.") else body
+            found: _Found | None = _Found(word, None, key, scope, None)
         else:
             found = _locate(body, scopes)
         if found is None:
@@ -432,15 +466,7 @@ class DefaultReader:
         result = error = result_url = None
         link_field = None
         if not _LINK_KEY_SET.isdisjoint(body) or len(plain) > 1:  # skip the search if none
-            link_field = next(
-                (
-                    scope[key]
-                    for scope in plain
-                    for key in _LINK_KEYS
-                    if key in scope and _links(scope[key])
-                ),
-                None,
-            )
+            link_field = _link_field(plain)
             links = _links(link_field)
             result_url = links[0] if links else None
         if state is JobState.SUCCEEDED:
@@ -474,6 +500,29 @@ class DefaultReader:
             raw=body,
             result_url=result_url,
             unknown_word=unknown_word,
+        )
+
+    @staticmethod
+    def _live(
+        body: Mapping[str, Any],
+        state: JobState,
+        plain: tuple[Mapping[str, Any], ...],
+        response: Response | None,
+    ) -> Status:
+        """A live job's status: its state, progress and any result link."""
+        progress = _find(plain, _PROGRESS_KEYS, _PROGRESS_KEY_SET)
+        result_url = None
+        if not _LINK_KEY_SET.isdisjoint(body) or len(plain) > 1:
+            result_url = _first_link(plain)
+        if response is None:
+            return Status(state, progress_fraction(progress), raw=body, result_url=result_url)
+        return Status(
+            state=state,
+            progress=progress_fraction(progress) if progress is not None else None,
+            retry_after=retry_after_of(response) if "retry-after" in response.headers else None,
+            http_status=response.status_code,
+            raw=body,
+            result_url=result_url,
         )
 
     def _state(

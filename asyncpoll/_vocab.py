@@ -102,13 +102,16 @@ PLAIN_ENDS = frozenset(
 def word_table(extra: Mapping[str, JobState] | None = None) -> dict[str, JobState]:
     """A lookup table from words as servers send them to states.
 
-    Holds each word both lower-cased and normalised, so the common spellings match on
+    Holds each word normalised, and lower-cased, upper-cased and title-cased as listed
+    (``in_progress``, ``IN_PROGRESS``, ``In_Progress``), so the common spellings match on
     the first lookup. ``extra`` adds or overrides words (any case or separators).
     """
     words = (*DEFAULT_STATES.items(), *(extra or {}).items())
     table = {normalise(word): state for word, state in words}
     for word, _ in words:
-        table.setdefault(word.lower(), table[normalise(word)])
+        state = table[normalise(word)]
+        for spelling in (word.lower(), word.upper(), word.lower().title()):
+            table.setdefault(spelling, state)
     return table
 
 
