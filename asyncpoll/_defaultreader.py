@@ -166,8 +166,8 @@ def _booleans(scopes: _Scopes) -> _Found | None:
             if not done:
                 return _Found(None, JobState.RUNNING, prefix + "done", scope, None)
             error = scope.get("error")
-            if isinstance(error, Mapping) and error:
-                code = error.get("code")
+            if error:  # an object (Google's), a text or a list
+                code = error.get("code") if isinstance(error, Mapping) else None
                 state = JobState.CANCELLED if code == _CANCELLED_CODE else JobState.FAILED
                 return _Found(None, state, prefix + "done", scope, None)
             return _Found(None, JobState.SUCCEEDED, prefix + "done", scope, None)
@@ -267,6 +267,12 @@ def _links(value: Any) -> list[str] | None:
         links = [item for item in value if isinstance(item, str) and item]
         return links or None
     return None
+
+
+def _metadata_progress(body: Mapping[str, Any]) -> Any:
+    """A Google operation's ``metadata.progressPercent``, or None."""
+    metadata = body["metadata"]
+    return metadata.get("progressPercent") if isinstance(metadata, Mapping) else None
 
 
 def _link_field(scopes: tuple[Mapping[str, Any], ...]) -> Any:
@@ -460,8 +466,8 @@ class DefaultReader:
         if progress is None:
             if found.holder is not None:
                 progress = found.holder.get("progress")
-            elif "metadata" in body and isinstance(metadata := body["metadata"], Mapping):
-                progress = metadata.get("progressPercent")  # a Google operation's
+            elif "metadata" in body:
+                progress = _metadata_progress(body)
         progress = progress_fraction(progress) if progress is not None else None
         result = error = result_url = None
         link_field = None
@@ -511,6 +517,8 @@ class DefaultReader:
     ) -> Status:
         """A live job's status: its state, progress and any result link."""
         progress = _find(plain, _PROGRESS_KEYS, _PROGRESS_KEY_SET)
+        if progress is None and "metadata" in body:
+            progress = _metadata_progress(body)
         result_url = None
         if not _LINK_KEY_SET.isdisjoint(body) or len(plain) > 1:
             result_url = _first_link(plain)

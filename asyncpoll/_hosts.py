@@ -94,11 +94,15 @@ class HostGate:
         self._recent.append(now)
         return True
 
-    async def wait(self, deadline: float = math.inf) -> bool:
+    async def wait(self, deadline: float = math.inf, rate_deadline: float | None = None) -> bool:
         """Wait out any cool-down, then take a slot of the host's rate.
 
+        Args:
+            deadline: the latest the cool-down may be waited out until (a clock reading).
+            rate_deadline: the latest for the rate slot (default: ``deadline``).
+
         Returns:
-            False if ``deadline`` (a clock reading) came first.
+            False if a deadline came first.
         """
         clock = self._clock
         # A loop: a 429 that arrives while we sleep can push the cool-down further out.
@@ -107,7 +111,8 @@ class HostGate:
                 await clock.sleep_until(deadline)
                 return False
             await clock.sleep_until(self.paused_until)
-        if self._limiter is not None and not await self._limiter.acquire(deadline):
+        rate_deadline = deadline if rate_deadline is None else rate_deadline
+        if self._limiter is not None and not await self._limiter.acquire(rate_deadline):
             return False
         self._recent.append(clock.now())
         return True

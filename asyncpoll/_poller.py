@@ -47,6 +47,7 @@ from ._record import NO_BODY, JobRecord
 from ._redact import redact_headers, redact_url
 from ._remote import Remote, create_request
 from ._schedule import Schedule
+from ._submit import IDEMPOTENCY_HEADER
 from ._transport import DEFAULT_MAX_BODY, Transport
 
 __all__ = ["AsCompleted", "PollerStatistics", "TaskPoller"]
@@ -578,7 +579,13 @@ class TaskPoller:
             if name in options:
                 check_seconds(name, options[name])
         if options.get("schedule") is not None:
-            check_schedule("schedule", options["schedule"])
+            schedule = check_schedule("schedule", options["schedule"])
+            checked_delay(schedule, 0, self._engine.rules.rng)  # raises for a bad first delay
+        if options.get("cancel_url") is not None and not isinstance(options["cancel_url"], str):
+            raise TypeError(f"cancel_url must be a string, got {options['cancel_url']!r}")
+        metadata = options.get("metadata")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a mapping, got {metadata!r}")
         for name in ("on_done", "on_progress"):
             check_callback(name, options.get(name))
         if options.get("cancel_method") is not None:
@@ -605,7 +612,8 @@ class TaskPoller:
 
         Args:
             url, method, headers: the create request, as in ``submit()``.
-            payloads: one JSON body per job.
+            payloads: one JSON body per job. With ``idempotency_key="batch-7"`` (or
+                that key in ``headers``) payload ``i`` is sent with key ``batch-7-i``.
             return_exceptions: put a failed create's ``SubmitError`` in its place
                 instead of raising the first one.
             submit_options: ``submit()``'s other keyword options (``idempotency_key=``,
@@ -620,12 +628,28 @@ class TaskPoller:
         items = list(payloads)
         results: list[Any] = [None] * len(items)
         pending = iter(enumerate(items))
+        # One key for every payload would make the server answer each create with the
+        # first job: a key given as text (or in headers) becomes one per payload.
+        given = dict(headers or {})
+        key = submit_options.pop("idempotency_key", None)
+        for name in [n for n in given if n.lower() == IDEMPOTENCY_HEADER.lower()]:
+            key = given.pop(name)
+        if isinstance(key, str):
+            self._check_add_options({k: v for k, v in submit_options.items() if k != "resubmit"})
+            if not key:
+                raise ValueError("idempotency_key must be True, False or a non-empty string")
 
         async def create_next() -> None:
             for index, payload in pending:
+                own_key = f"{key}-{index}" if isinstance(key, str) else key
                 try:
                     results[index] = await self.submit(
-                        url, method=method, json=payload, headers=headers, **submit_options
+                        url,
+                        method=method,
+                        json=payload,
+                        headers=given,
+                        idempotency_key=own_key,
+                        **submit_options,
                     )
                 except Exception as exc:  # kept in its place; raised below
                     results[index] = exc

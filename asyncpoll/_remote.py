@@ -8,10 +8,10 @@ scheduled ones.
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 from ._decide import Verdict, locate, on_status, read_status, verdict
 from ._errors import PollError, SubmitError
@@ -24,6 +24,7 @@ from ._response import Response, excerpt
 from ._send import SendFailed, call_check
 from ._status import JobState, Status
 from ._submit import IDEMPOTENCY_HEADER, CreateRequest
+from ._urls import same_origin
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -64,8 +65,11 @@ class Remote:
         clock = engine.clock
         absolute = engine.sender.transport.absolute(create.url)
         shown = redact_url(absolute)
-        _, limit = self._create_limit()
-        deadline = math.inf if limit is None else clock.now() + limit
+        name, limit = self._create_limit()
+        deadline_name = f"{name}={limit:g} s" if limit is not None else name
+        # The create's deadline runs from the call, and again from the first answer: the
+        # time it queued for the rate limit's slots (submit_many()) does not count.
+        deadline = None if limit is None else clock.now() + limit
         retry_safe = create.idempotency_key is not None
         failures = 0
         for attempt in range(1, MAX_CREATE_ATTEMPTS + 1):
@@ -80,9 +84,12 @@ class Remote:
                     content=create.content,
                     headers=create.headers_for(0),
                     deadline=deadline,
-                    admit_until=deadline,
+                    deadline_name=deadline_name,
+                    queue=True,
                 )
             except SendFailed as exc:
+                if attempt == 1 and limit is not None:
+                    deadline = clock.now() + limit
                 failures += 1
                 if (
                     retry_safe
@@ -93,11 +100,17 @@ class Remote:
                 raise SubmitError(
                     exc.message + self._tries(attempt), url=shown, cause=exc.cause
                 ) from exc.cause
+            if attempt == 1 and limit is not None:
+                deadline = clock.now() + limit
             code = response.status_code
             kind = verdict(code, hint)
             if kind is Verdict.READ:
                 break
-            if kind is Verdict.THROTTLED and not last and clock.now() < deadline:
+            if (
+                kind is Verdict.THROTTLED
+                and not last
+                and (deadline is None or clock.now() < deadline)
+            ):
                 # The host's gate holds the cool-down; the next admission waits it out
                 # (or gives up at the deadline).
                 logger.info(
@@ -135,14 +148,11 @@ class Remote:
             return "create_timeout", options.create_timeout
         return "request_timeout", options.request_timeout
 
-    def _tries(self, attempt: int) -> str:
-        if attempt == 1:
-            return ""
-        name, limit = self._create_limit()
-        within = f", within {name}={limit:g} s" if limit is not None else ""
-        return f" (attempt {attempt}{within})"
+    @staticmethod
+    def _tries(attempt: int) -> str:
+        return "" if attempt == 1 else f" (attempt {attempt})"
 
-    async def _wait_retry(self, failures: int, deadline: float, reason: str) -> bool:
+    async def _wait_retry(self, failures: int, deadline: float | None, reason: str) -> bool:
         """Sleep before sending a create again after a transient failure; False when the
         retry budget (``max_errors``) or the deadline does not allow it."""
         engine = self._engine
@@ -150,7 +160,7 @@ class Remote:
             return False
         delay = checked_delay(engine.rules.retry_schedule, failures, engine.rules.rng)
         when = engine.clock.now() + delay
-        if when >= deadline:
+        if deadline is not None and when >= deadline:
             return False
         logger.info(
             "the create request failed (%s); sending it again with the same idempotency "
@@ -245,8 +255,7 @@ class Remote:
             )
         handle._last_response = response
         code = response.status_code
-        # A redirect answering a POST is the usual "done, now look here" (Jenkins' stop).
-        accepted = 200 <= code < 300 or (code in (302, 303) and method != "GET")
+        accepted = 200 <= code < 300 or _redirected_home(response, url, method)
         # Accepted or refused, the job may have finished already: ask, and resolve as
         # the server says (an accepted cancel of a job that had succeeded keeps its result).
         status = await self.read_now(handle)
@@ -308,10 +317,21 @@ class Remote:
         return read if isinstance(read, Status) else None
 
 
+def _redirected_home(response: Response, url: str, method: str) -> bool:
+    """A 302/303 answering a cancel that is not a GET, to the job's own origin: the usual
+    "done, now look here" (Jenkins' stop). One to another origin (a login page) is not."""
+    if response.status_code not in (302, 303) or method == "GET":
+        return False
+    location = response.headers.get("location")
+    return bool(location) and same_origin(urljoin(url, location), url)
+
+
 def _carries_outcome(status: Status) -> bool:
     """Whether a terminal status read from a create answer says how the job ended."""
     if status.state is JobState.SUCCEEDED:
-        return status.result is not status.raw or status.result_url is not None
+        if status.result_url is not None:
+            return True
+        return status.result is not None and status.result is not status.raw
     if status.state is JobState.FAILED:
         return status.error is not None
     return True

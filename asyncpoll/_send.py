@@ -149,20 +149,31 @@ class Sender:
             gate = self._gates[host] = HostGate(host, limit, self.clock)
         return gate
 
-    async def admit(self, url: str | None, bound: float, gate: HostGate | None = None) -> bool:
+    async def admit(
+        self,
+        url: str | None,
+        bound: float,
+        gate: HostGate | None = None,
+        rate_bound: float | None = None,
+    ) -> bool:
         """Wait for the host's cool-down and rate, then the poller's rate limit.
 
         A cool-down the host announced while this request waited for a slot is waited
         out too: no request reaches a host inside a cool-down it announced.
 
+        Args:
+            bound: the latest the host's cool-down may be waited out until.
+            rate_bound: the latest for the rate slots (default: ``bound``).
+
         Returns:
-            False if ``bound`` (a clock reading) came first.
+            False if a bound (a clock reading) came first.
         """
         if url is not None and gate is None:
             gate = self.gate_for(url)
-        if gate is not None and not await gate.wait(bound):
+        if gate is not None and not await gate.wait(bound, rate_bound):
             return False
-        if self.limiter is not None and not await self.limiter.acquire(bound):
+        rate_bound = bound if rate_bound is None else rate_bound
+        if self.limiter is not None and not await self.limiter.acquire(rate_bound):
             return False
         if gate is not None:
             clock = self.clock
@@ -251,14 +262,19 @@ class Sender:
         data: Any = None,
         content: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
-        deadline: float = math.inf,
-        admit_until: float | None = None,
+        deadline: float | None = None,
+        deadline_name: str = "its deadline",
+        queue: bool = False,
     ) -> tuple[Response, float | None]:
         """One request outside the schedule: admit, send, feed back.
 
-        Admission (the host's cool-down, the rate limit) is bounded by ``admit_until``
-        when given, else by ``request_timeout``; the request by ``request_timeout``; and
-        both together by ``deadline`` (clock readings).
+        Args:
+            deadline: a clock reading bounding the wait for the host's cool-down and the
+                request (default: ``request_timeout`` from now for each); the request is
+                bounded by ``request_timeout`` too.
+            deadline_name: what the deadline is, for messages ("create_timeout=60 s").
+            queue: wait for the rate limits' slots however long it takes (a create in
+                ``submit_many()`` waits its turn), not only until the deadline.
 
         Returns:
             The response and the server's hint (capped), or None.
@@ -268,23 +284,20 @@ class Sender:
                 message names ``what`` ("the create request", ...).
         """
         limit = self._request_timeout
-        now = self.clock.now()
-        if admit_until is not None:
-            bound = min(deadline, admit_until)
+        shown_limit = f"request_timeout={limit:g} s" if limit is not None else ""
+        if deadline is not None:
+            bound = deadline
         else:
-            bound = min(deadline, math.inf if limit is None else now + limit)
-        if not await self.admit(url, bound):
-            within = (
-                f"request_timeout={limit:g} s"
-                if admit_until is None and limit is not None and now + limit <= deadline
-                else "its deadline"
-            )
+            bound = math.inf if limit is None else self.clock.now() + limit
+        if not await self.admit(url, bound, rate_bound=math.inf if queue else None):
+            within = deadline_name if deadline is not None else shown_limit
             raise SendFailed(f"the host is cooling down; {what} could not be sent within {within}")
         self.requests += 1
-        left = deadline - self.clock.now()
-        wait, within = limit, f"request_timeout={limit:g} s" if limit is not None else ""
-        if left < math.inf and (limit is None or left < limit):
-            wait, within = max(0.0, left), "its deadline"
+        wait, within = limit, shown_limit
+        if deadline is not None:
+            left = deadline - self.clock.now()
+            if limit is None or left < limit:
+                wait, within = max(0.0, left), deadline_name
         try:
             with anyio.fail_after(wait):
                 response = await self.transport.request(

@@ -86,8 +86,15 @@ _DROP = str.maketrans("", "", "_- .")
 
 
 def normalise(word: str) -> str:
-    """``word`` in the form state words are matched in: lower case, no separators."""
-    return word.lower().translate(_DROP)
+    """``word`` in the form state words are matched in: lower case, no separators.
+
+    A word without letters (a status code such as ``-1`` or ``1.0``) keeps its signs
+    and dots: ``-1`` and ``1`` stay two words.
+    """
+    lowered = word.lower()
+    if lowered.isascii() and not any(c.isalpha() for c in lowered):
+        return lowered.strip()
+    return lowered.translate(_DROP)
 
 
 #: Words that say only that a job ended, so an outcome field (``result``) may say how.
@@ -106,6 +113,15 @@ def word_table(extra: Mapping[str, JobState] | None = None) -> dict[str, JobStat
     (``in_progress``, ``IN_PROGRESS``, ``In_Progress``), so the common spellings match on
     the first lookup. ``extra`` adds or overrides words (any case or separators).
     """
+    seen: dict[str, tuple[str, JobState]] = {}
+    for word, state in (extra or {}).items():
+        key = normalise(word)
+        other = seen.setdefault(key, (word, state))
+        if other[1] is not state:
+            raise ValueError(
+                f"state words {other[0]!r} and {word!r} are one word once case and "
+                f"separators are set aside, but map to {other[1].name} and {state.name}"
+            )
     words = (*DEFAULT_STATES.items(), *(extra or {}).items())
     table = {normalise(word): state for word, state in words}
     for word, _ in words:
@@ -122,5 +138,5 @@ def state_of(word: str, table: Mapping[str, JobState]) -> JobState | None:
         lowered = word.lower()
         state = table.get(lowered)
         if state is None:
-            state = table.get(lowered.translate(_DROP))
+            state = table.get(normalise(lowered))
     return state

@@ -1032,7 +1032,8 @@ GOOGLE = System(
             "speech: running (no done)",
             {"name": GOOGLE_OPERATION, "metadata": _SPEECH_METADATA},
             JobState.RUNNING,
-            note="metadata.progressPercent is not read as progress.",
+            progress=0.35,
+            note="metadata.progressPercent is read as progress.",
         ),
         Case(
             "google",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from typing import Any
 
 import anyio
@@ -109,7 +110,7 @@ async def test_a_create_refused_past_create_timeout_raises(api: FakeJobAPI) -> N
     assert creates.times(t0) == [0]
     assert str(info.value) == (
         "https://api.test/render: the host is cooling down; the create request could not "
-        "be sent within its deadline (attempt 2, within create_timeout=60 s)"
+        "be sent within create_timeout=60 s (attempt 2)"
     )
 
 
@@ -182,7 +183,7 @@ async def test_retries_with_a_key_stop_at_max_errors(api: FakeJobAPI) -> None:
     assert creates.keys() == ["order-77"] * 3
     assert str(info.value) == (
         "https://api.test/render: the create request was refused: HTTP 502; received "
-        "'bad gateway' (attempt 3, within request_timeout=30 s)"
+        "'bad gateway' (attempt 3)"
     )
 
 
@@ -424,3 +425,121 @@ def test_submit_passes_on_every_add_option_but_check() -> None:
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY
     }
     assert keywords - {"check"} == _ADD_OPTIONS
+
+
+# ---------------------------------------------------------------- found in review
+
+
+async def test_submit_many_queues_for_the_rate_limit_without_a_deadline(api: FakeJobAPI) -> None:
+    """200 creates at 2/s take 100 s: the time a create waits for its slot does not count
+    against create_timeout (30 s by default), so none fails."""
+
+    def create(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"id": f"job-{json.loads(request.content)['n']}"})
+
+    api.router.post("/render").mock(side_effect=create)
+    async with poller(
+        api,
+        rate_limit=asyncpoll.RateLimit(2, burst=1),
+        schedule=asyncpoll.fixed(900.0, first=900.0),
+    ) as p:
+        t0 = anyio.current_time()
+        handles = await p.submit_many("/render", [{"n": n} for n in range(200)])
+        assert anyio.current_time() - t0 == pytest.approx(99.5)
+        assert [h.job_id for h in handles] == [f"job-{n}" for n in range(200)]
+        for handle in handles:
+            handle.cancel()
+
+
+@pytest.mark.parametrize("where", ["argument", "headers"])
+async def test_submit_many_gives_each_payload_its_own_key(api: FakeJobAPI, where: str) -> None:
+    """A text key (or one in headers) becomes one key per payload: the same key for all
+    would get every create answered with the first job."""
+    sent: list[str] = []
+
+    def create(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers["idempotency-key"])
+        return httpx.Response(201, json={"id": f"job-{len(sent)}"})
+
+    api.router.post("/render").mock(side_effect=create)
+    options: dict[str, Any] = (
+        {"idempotency_key": "batch-7"}
+        if where == "argument"
+        else {"headers": {"idempotency-key": "batch-7"}}
+    )
+    async with poller(api) as p:
+        handles = await p.submit_many("/render", [{}, {}, {}], **options)
+        assert len({h.job_id for h in handles}) == 3
+        for handle in handles:
+            handle.cancel()
+    assert sorted(sent) == ["batch-7-0", "batch-7-1", "batch-7-2"]
+
+
+class NegativeFirst:
+    """A schedule whose first delay is negative."""
+
+    def delay(self, n: int, rng: random.Random) -> float:
+        return -1.0 if n == 0 else 1.0
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"schedule": NegativeFirst()}, "returned -1.0"),
+        ({"cancel_url": 123}, "cancel_url must be a string"),
+        ({"metadata": 5}, "metadata must be a mapping"),
+    ],
+)
+async def test_more_bad_add_options_are_refused_before_the_create(
+    api: FakeJobAPI, options: dict[str, Any], error: str
+) -> None:
+    creates = Creates(api, CREATED)
+    async with poller(api) as p:
+        with pytest.raises((TypeError, ValueError), match=error):
+            await p.submit("/render", **options)
+    assert creates.sent == []
+
+
+async def test_a_redirect_to_another_origin_is_not_an_accepted_cancel(api: FakeJobAPI) -> None:
+    """A 302 to a login page on another origin refuses the cancel; the job is polled on."""
+    api.router.post("/jobs/j1/stop").mock(
+        return_value=httpx.Response(302, headers={"Location": "https://sso.test/login"})
+    )
+    api.script("j1", job("running"), job("running"), job("done", result=1))
+    async with poller(api, cancel_method="POST", cancel_url="/jobs/{job_id}/stop") as p:
+        handle = p.add("j1")
+        await anyio.sleep(0.5)
+        with pytest.raises(asyncpoll.PollError, match="the server refused to cancel: HTTP 302"):
+            await handle.cancel_remote()
+        assert await handle == 1
+
+
+async def test_a_create_with_no_answer_names_request_timeout(api: FakeJobAPI) -> None:
+    """The first send of a create is bounded by request_timeout, and says so."""
+
+    async def never(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(3600)
+        return CREATED
+
+    api.router.post("/render").mock(side_effect=never)
+    async with poller(api, request_timeout=5.0) as p:
+        with pytest.raises(asyncpoll.SubmitError) as info:
+            await p.submit("/render")
+    assert str(info.value) == (
+        "https://api.test/render: no response to the create request within request_timeout=5 s"
+    )
+
+
+async def test_a_jsonreader_create_answer_without_its_result_is_left_to_the_poll(
+    api: FakeJobAPI,
+) -> None:
+    """A success in the create answer with no result under the reader's path: polled."""
+    api.router.post("/render").mock(
+        return_value=httpx.Response(200, json={"task-id": "j1", "state": "SUCCESS"})
+    )
+    api.script("j1", httpx.Response(200, json={"state": "SUCCESS", "result": 42}))
+    reader = asyncpoll.JsonReader(state="state", result="result")
+    async with poller(api, reader=reader) as p:
+        handle = await p.submit("/render")
+        assert await handle == 42
+    assert len(api.calls) == 1

@@ -419,3 +419,34 @@ def test_an_errors_list_is_not_a_wrapper() -> None:
     """A one-item ``errors`` list holds no job state, whatever it says."""
     with pytest.raises(ValueError, match="no job state"):
         _read({"errors": [{"status": "FAILED_PRECONDITION"}]})
+
+
+def test_done_with_an_error_text_or_list_is_failed() -> None:
+    """Any non-empty ``error`` beside ``done: true`` is a failure, not a success."""
+    assert (
+        _read({"done": True, "error": "disk full"}).state,
+        _read({"done": True, "error": "disk full"}).error,
+    ) == (JobState.FAILED, "disk full")
+    assert _read({"done": True, "error": ["x"]}).state is JobState.FAILED
+
+
+def test_a_live_status_reads_a_google_operations_progress_on_either_path() -> None:
+    """The short path for live statuses reads ``metadata.progressPercent`` as the long one."""
+    for word in ("RUNNING", "IN-PROGRESS"):
+        assert _read({"status": word, "metadata": {"progressPercent": 40}}).progress == 0.4
+
+
+def test_numeric_state_words_stay_apart() -> None:
+    """``-1`` and ``1`` (or ``1.0`` and ``10``) are different words."""
+    reader = DefaultReader(states={"1": JobState.SUCCEEDED, "-1": JobState.FAILED})
+    assert _read({"status": "1"}, reader).state is JobState.SUCCEEDED
+    assert _read({"status": "-1"}, reader).state is JobState.FAILED
+    json_reader = asyncpoll.JsonReader(state="code", succeeded=["1"], failed=["-1"], running=["10"])
+    for code, state in ((1, JobState.SUCCEEDED), (-1, JobState.FAILED), (10, JobState.RUNNING)):
+        response = Response(200, {}, json.dumps({"code": code}).encode(), URL)
+        assert json_reader(response).state is state
+
+
+def test_words_that_are_one_word_cannot_mean_two_states() -> None:
+    with pytest.raises(ValueError, match=r"'Done' and 'DONE' are one word .* SUCCEEDED and FAILED"):
+        DefaultReader(states={"Done": JobState.SUCCEEDED, "DONE": JobState.FAILED})
