@@ -410,7 +410,9 @@ class BlockingPoller:
         return "<BlockingPoller" + repr(self._poller)[len("<TaskPoller") :]
 
     def _repr_html_(self) -> str:
-        return html_table("BlockingPoller", self._poller._view_rows())
+        # Read on the loop thread while it runs: the rows walk the jobs in flight.
+        view = self._poller._view_rows
+        return html_table("BlockingPoller", view() if self._closed else self._portal.call(view))
 
 
 def poll_blocking(url: str, *, backend: str = DEFAULT_BACKEND, **options: Any) -> Any:
