@@ -247,6 +247,8 @@ def test_close_waits_for_every_job_or_cancels_them(jobs: Jobs) -> None:
     a = p.add("a")
     p.close()
     assert a.result() == "A"
+    assert p.closed and repr(p).startswith("<BlockingPoller closed active=0 finished=1")
+    assert "<td style='text-align:left'>closed</td>" in p._repr_html_()
     p.close()
     with pytest.raises(RuntimeError):
         p.add("b")
