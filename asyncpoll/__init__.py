@@ -5,6 +5,7 @@ concurrently on one shared HTTP client behind a token-bucket rate limit, and
 resolves each job's awaitable handle the moment it reaches a terminal state.
 """
 
+from ._blocking import BlockingHandle, BlockingPoller, poll_blocking, poll_many_blocking
 from ._bus import EventStream
 from ._clock import AnyioClock, Clock
 from ._defaultreader import DefaultReader
@@ -30,6 +31,7 @@ from ._response import Response
 from ._schedule import Backoff, Fixed, Schedule, backoff, fixed
 from ._shortcuts import poll, poll_many
 from ._status import JobState, Status
+from ._views import PollerSummary
 from ._vocab import DEFAULT_STATES
 
 __version__ = "0.1.0"
@@ -38,6 +40,8 @@ __all__ = [
     "AnyioClock",
     "AsyncPollError",
     "Backoff",
+    "BlockingHandle",
+    "BlockingPoller",
     "Clock",
     "DEFAULT_STATES",
     "DefaultReader",
@@ -56,6 +60,7 @@ __all__ = [
     "Limiter",
     "PollError",
     "PollerStatistics",
+    "PollerSummary",
     "RateLimit",
     "Reader",
     "Response",
@@ -68,5 +73,7 @@ __all__ = [
     "backoff",
     "fixed",
     "poll",
+    "poll_blocking",
     "poll_many",
+    "poll_many_blocking",
 ]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ._status import JobState
+from ._views import counts_text, html_table
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -38,6 +39,33 @@ class PollerStatistics:
     throttled: int
     callback_errors: int
     waiting_for_rate_limit: int
+
+    def __str__(self) -> str:
+        done = sum(self.finished.values())
+        by_state = counts_text(self.finished)
+        return (
+            f"{self.active} active, {done} finished"
+            + (f" ({by_state})" if by_state else "")
+            + f"; {self.requests} requests, {self.transient_errors} transient errors, "
+            f"{self.throttled} throttled, {self.callback_errors} callback errors, "
+            f"{self.waiting_for_rate_limit} waiting for the rate limit"
+        )
+
+    def _repr_html_(self) -> str:
+        rows: list[tuple[str, object]] = [("active", self.active)]
+        rows += [
+            (f"finished {state.value.replace('_', ' ')}", self.finished.get(state, 0))
+            for state in JobState
+            if state.is_terminal
+        ]
+        rows += [
+            ("requests", self.requests),
+            ("transient errors", self.transient_errors),
+            ("throttled", self.throttled),
+            ("callback errors", self.callback_errors),
+            ("waiting for the rate limit", self.waiting_for_rate_limit),
+        ]
+        return html_table("asyncpoll statistics", rows)
 
 
 class AsCompleted:

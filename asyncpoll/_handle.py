@@ -10,10 +10,12 @@ import anyio
 
 from ._errors import InvalidStateError
 from ._record import JobRecord, Submission
+from ._redact import redact_url
 from ._response import Response
 from ._status import JobState, Status
+from ._views import html_table
 
-__all__ = ["Callback", "Check", "JobHandle", "JobOwner", "Submission"]
+__all__ = ["Callback", "Check", "JobHandle", "JobOwner", "Submission", "handle_rows"]
 
 logger = logging.getLogger("asyncpoll")
 
@@ -220,7 +222,9 @@ class JobHandle:
     def _require_done(self) -> None:
         if not self.done():
             raise InvalidStateError(
-                f"job {self.job_id!r} is still {self._record.state.value}; await the handle first"
+                f"job {self.job_id!r} is still {self._record.state.value}; await the handle "
+                "first (code that cannot await: asyncpoll.BlockingPoller, whose handles' "
+                "result(timeout=) waits)"
             )
 
     def add_done_callback(self, fn: Callable[[JobHandle], object]) -> None:
@@ -258,3 +262,35 @@ class JobHandle:
     def __repr__(self) -> str:
         progress = "" if self.progress is None else f" progress={self.progress:.0%}"
         return f"<JobHandle {self.job_id!r} {self.state.value}{progress} attempts={self.attempts}>"
+
+    def _repr_html_(self) -> str:
+        return html_table("JobHandle", handle_rows(self))
+
+
+#: The longest result or error text a handle's HTML view shows, in characters.
+HTML_TEXT_LIMIT = 200
+
+
+def handle_rows(handle: JobHandle) -> list[tuple[str, object]]:
+    """A handle's ``(name, value)`` rows for its HTML view."""
+    rows: list[tuple[str, object]] = [("job id", handle.job_id), ("state", handle.state.value)]
+    if handle.progress is not None:
+        rows.append(("progress", f"{handle.progress:.0%}"))
+    rows.append(("attempts", handle.attempts))
+    if handle.stalled:
+        rows.append(("stalled", "yes"))
+    if handle.url is not None:
+        rows.append(("status URL", redact_url(handle.url)))
+    if handle.done():
+        error = handle._exception
+        if error is None:
+            rows.append(("result", _shorten(repr(handle._result))))
+        else:
+            rows.append(("error", _shorten(f"{type(error).__name__}: {error}")))
+    return rows
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= HTML_TEXT_LIMIT:
+        return text
+    return text[: HTML_TEXT_LIMIT - 1] + "\u2026"

@@ -24,6 +24,7 @@ import anyio
 from ._ascompleted import AsCompleted, PollerStatistics
 from ._bus import DEFAULT_EVENT_BUFFER, EventStream
 from ._clock import AnyioClock, Clock
+from ._detached import spawn_detached
 from ._engine import Engine
 from ._errors import SubmitError
 from ._handle import Callback, Check, JobHandle
@@ -47,8 +48,10 @@ from ._record import NO_BODY, JobRecord
 from ._redact import redact_headers, redact_url
 from ._remote import Remote, create_request
 from ._schedule import Schedule
+from ._status import JobState
 from ._submit import IDEMPOTENCY_HEADER
 from ._transport import DEFAULT_MAX_BODY, Transport
+from ._views import PollerSummary, html_table
 
 __all__ = ["AsCompleted", "PollerStatistics", "TaskPoller"]
 
@@ -84,6 +87,21 @@ class _Lifecycle(enum.Enum):
     SHUTTING_DOWN = "shutting down"
     CLOSING = "closing"
     CLOSED = "closed"
+
+
+class _Host:
+    """The background task that holds a poller opened with ``open()``: it enters the
+    poller's task group, so ``aclose()`` may come from any task."""
+
+    __slots__ = ("closed", "closing", "error", "opened", "scope", "task")
+
+    def __init__(self) -> None:
+        self.opened = anyio.Event()  # the poller is open, or failed to open (error)
+        self.closing = anyio.Event()  # aclose(): leave the block normally
+        self.closed = anyio.Event()
+        self.scope: anyio.CancelScope | None = None  # cancelled: leave, cancelling jobs
+        self.error: BaseException | None = None  # what opening or closing raised
+        self.task: object = None  # a reference to the task, so it is not collected
 
 
 class TaskPoller:
@@ -161,6 +179,10 @@ class TaskPoller:
 
     ``events()`` streams every job change; ``shutdown()`` ends the poller's work the way
     ``concurrent.futures`` executors do; ``in_flight()`` lists the jobs still running.
+
+    Where one block cannot span the poller's life (notebook cells), ``await
+    poller.open()`` and ``await poller.aclose()`` open and close it from any tasks.
+    Code that cannot await at all uses ``asyncpoll.BlockingPoller``.
 
     A ``rate_limit`` mapping (``{"api.example.com": RateLimit(10), "*": 2.0}``) gives each
     host its own bucket ("*" for hosts not listed). Whatever the limits, a 429 (or a 503
@@ -257,6 +279,7 @@ class TaskPoller:
         engine.remote = self._remote
         self._lifecycle = _Lifecycle.UNOPENED
         self._tg: anyio.abc.TaskGroup | None = None
+        self._host: _Host | None = None  # set by open()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -314,6 +337,97 @@ class TaskPoller:
             raise waiting_exc
         return None
 
+    def __enter__(self) -> TaskPoller:
+        raise TypeError(
+            "TaskPoller is an async context manager: use `async with TaskPoller(...) as "
+            "poller:`, or asyncpoll.BlockingPoller(...) in code that cannot await"
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass  # never reached: __enter__ raises
+
+    async def open(self) -> TaskPoller:
+        """Open the poller without an ``async with`` block; close it with ``aclose()``.
+
+        For a notebook, where one cell opens the poller, later cells add jobs and look
+        at them, and another cell closes it: each cell runs in its own task, and a task
+        group cannot be left from a task other than the one that entered it. ``open()``
+        enters the poller's task group in a background task of the running event loop
+        (asyncio or trio), so ``aclose()`` may come from any task on that loop::
+
+            poller = await asyncpoll.TaskPoller("https://api.example.com/jobs/{job_id}").open()
+            handle = poller.add("42")  # in a later cell
+            await poller.aclose()  # in another: waits for every job, then closes
+
+        Returns:
+            The poller itself.
+
+        Raises:
+            RuntimeError: the poller was opened before (make a new one).
+        """
+        if self._lifecycle is not _Lifecycle.UNOPENED or self._host is not None:
+            raise RuntimeError(
+                f"this TaskPoller is {self._lifecycle.value}; a TaskPoller can be opened "
+                "only once, make a new one"
+            )
+        host = self._host = _Host()
+        host.task = spawn_detached(self._run_host, host, name="asyncpoll host")
+        with anyio.CancelScope(shield=True):  # entering takes no time: wait it out
+            await host.opened.wait()
+        if host.error is not None:
+            error, host.error = host.error, None
+            raise error
+        return self
+
+    async def _run_host(self, host: _Host) -> None:
+        try:
+            with anyio.CancelScope() as host.scope:
+                async with self:
+                    host.opened.set()
+                    await host.closing.wait()
+        except Exception as exc:  # raised by open() or aclose(), in the caller's task
+            host.error = exc
+        finally:
+            host.opened.set()
+            host.closed.set()
+
+    async def aclose(self) -> None:
+        """Close a poller opened with ``open()``, from any task of its event loop.
+
+        Like leaving an ``async with`` block normally: waits until every job has finished
+        and every queued callback has run, then stops the poller's tasks and closes the
+        client it made. If the waiting task is cancelled (a notebook's interrupt), every
+        job still in flight is cancelled, the poller closes, and the cancellation goes
+        on. Closing a closed poller does nothing.
+
+        Raises:
+            RuntimeError: the poller was not opened with ``open()`` (an ``async with``
+                block closes it by ending).
+            Exception: whatever stopped the poller's tasks, if one of them failed.
+        """
+        host = self._host
+        if host is None:
+            if self._lifecycle is _Lifecycle.UNOPENED:
+                raise RuntimeError("this TaskPoller is not open; there is nothing to close")
+            raise RuntimeError(
+                "this TaskPoller was entered with `async with`; leaving the block closes it"
+            )
+        if not host.closed.is_set():
+            try:
+                await self._engine.wait_idle()
+                host.closing.set()
+                await host.closed.wait()
+            except BaseException:
+                self._cancel_all("the poller's aclose() was interrupted")
+                if host.scope is not None:
+                    host.scope.cancel()
+                with anyio.CancelScope(shield=True):
+                    await host.closed.wait()
+                raise
+        if host.error is not None:
+            error, host.error = host.error, None  # raised once
+            raise error
+
     def _cancel_all(self, reason: str) -> int:
         """Resolve every job in flight CANCELLED, with one log line for all of them."""
         engine = self._engine
@@ -366,6 +480,7 @@ class TaskPoller:
         if self._lifecycle is _Lifecycle.UNOPENED:
             raise RuntimeError(
                 "this TaskPoller is not open; use it as `async with TaskPoller(...) as poller:`"
+                " or call `await poller.open()` first"
             )
         raise RuntimeError(f"this TaskPoller is {self._lifecycle.value}; add jobs to a new one")
 
@@ -773,6 +888,28 @@ class TaskPoller:
             waiting_for_rate_limit=0 if limiter is None else limiter.waiting,
         )
 
+    def summary(self) -> PollerSummary:
+        """How many jobs are in each state, and the requests made; prints as one line."""
+        engine = self._engine
+        live = dict.fromkeys((JobState.PENDING, JobState.RUNNING), 0)
+        stalled = 0
+        for handle in engine.registry.in_flight():
+            record = handle._record
+            live[record.state] = live.get(record.state, 0) + 1
+            stalled += record.stalled
+        ended = engine.finished_by_state
+        return PollerSummary(
+            pending=live[JobState.PENDING],
+            running=live[JobState.RUNNING],
+            succeeded=ended[JobState.SUCCEEDED],
+            failed=ended[JobState.FAILED],
+            cancelled=ended[JobState.CANCELLED],
+            timed_out=ended[JobState.TIMED_OUT],
+            errored=ended[JobState.ERRORED],
+            stalled=stalled,
+            requests=engine.sender.requests,
+        )
+
     @property
     def rate_limit(self) -> RateLimit | None:
         """The poller's ``RateLimit``, or None."""
@@ -789,3 +926,17 @@ class TaskPoller:
         if engine.sender.limiter is not None:
             parts.append(repr(engine.sender.limiter))
         return " ".join(parts) + ">"
+
+    def _repr_html_(self) -> str:
+        return html_table("TaskPoller", self._view_rows())
+
+    def _view_rows(self) -> list[tuple[str, object]]:
+        """The ``(name, value)`` rows of the poller's HTML view."""
+        options = self._options
+        rows: list[tuple[str, object]] = [("state", self._lifecycle.value)]
+        if options.status_url is not None:
+            rows.append(("status URL", redact_url(options.status_url)))
+        rows += self.summary().rows()
+        if options.poller_limit is not None:
+            rows.append(("rate limit", options.poller_limit))
+        return rows

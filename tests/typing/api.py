@@ -67,3 +67,36 @@ async def main(client: httpx.AsyncClient) -> list[Any]:
         ["1", "2"], status_url="https://api.example.com/jobs/{job_id}", return_exceptions=True
     )
     return [results, one, many]
+
+
+async def notebook_cells() -> None:
+    poller = await asyncpoll.TaskPoller("https://api.example.com/jobs/{job_id}").open()
+    handle: JobHandle = poller.add("1")
+    summary: asyncpoll.PollerSummary = poller.summary()
+    counts: dict[JobState, int] = summary.counts()
+    _ = (handle, counts, summary.in_flight, summary.finished, summary.total, str(summary))
+    await poller.aclose()
+
+
+def script() -> None:
+    with asyncpoll.BlockingPoller(
+        "https://api.example.com/jobs/{job_id}", rate_limit=10, backend="asyncio"
+    ) as poller:
+        handle: asyncpoll.BlockingHandle = poller.add("1")
+        result: Any = handle.result(timeout=60.0)
+        error: BaseException | None = handle.exception(timeout=None)
+        done: bool = handle.done()
+        state: JobState = handle.state
+        results: list[Any] = poller.gather(handle, "2", return_exceptions=True, timeout=5.0)
+        for finished in poller.as_completed(timeout=60.0):
+            _ = finished.job_id
+        summary: asyncpoll.PollerSummary = poller.summary()
+        stats: asyncpoll.PollerStatistics = poller.statistics()
+        cancelled: bool = handle.cancel() or poller.cancel("2")
+        _ = (result, error, done, state, results, summary, stats, cancelled)
+    poller.close(cancel_futures=True)
+    one: Any = asyncpoll.poll_blocking("https://api.example.com/jobs/1", timeout=60.0)
+    many: list[Any] = asyncpoll.poll_many_blocking(
+        ["1", "2"], status_url="https://api.example.com/jobs/{job_id}", return_exceptions=True
+    )
+    _ = (one, many)
