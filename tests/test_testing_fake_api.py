@@ -9,6 +9,8 @@ on loopback (real time, tiny durations); then the pytest plugin.
 from __future__ import annotations
 
 import json
+import pathlib
+import re
 import subprocess
 import sys
 import threading
@@ -498,6 +500,14 @@ def test_serve_refuses_a_port_in_use() -> None:
 # ---------------------------------------------------------------- the core and the plugin
 
 
+def test_public_names() -> None:
+    """``asyncpoll.testing.__all__`` is sorted and every name in it is importable."""
+    import asyncpoll.testing as testing
+
+    assert list(testing.__all__) == sorted(testing.__all__)
+    assert all(hasattr(testing, name) for name in testing.__all__)
+
+
 def test_the_core_does_not_import_the_testing_package() -> None:
     """``import asyncpoll`` loads neither asyncpoll.testing nor starlette nor uvicorn."""
     code = (
@@ -563,3 +573,32 @@ def test_the_pytest_plugin(pytester: pytest.Pytester) -> None:
         "-p", "no:looptime_plugin", "-p", "no:cacheprovider", "--strict-markers", "-q"
     )
     result.assert_outcomes(passed=3)
+
+
+DOC = pathlib.Path(__file__).parent.parent / "docs" / "testing.md"
+
+_EXAMPLE = re.compile(
+    r"<!-- fake-api-example: (?P<kind>\w+) -->\n```python\n(?P<code>.*?)\n```\n", re.S
+)
+
+
+def test_the_docs_examples_run(pytester: pytest.Pytester) -> None:
+    """Every asyncpoll.testing example of docs/testing.md passes, under the page's conftest."""
+    blocks = _EXAMPLE.findall(DOC.read_text())
+    (conftest,) = [code for kind, code in blocks if kind == "conftest"]
+    tests = [code for kind, code in blocks if kind == "test"]
+    assert len(tests) == 5
+    pytester.makeconftest(conftest)
+    pytester.makepyfile(**{f"test_example_{n}": code for n, code in enumerate(tests)})
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:looptime_plugin",
+        "-p",
+        "no:asyncio",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "error",
+        "-q",
+    )
+    result.assert_outcomes(passed=6)

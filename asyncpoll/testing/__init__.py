@@ -17,7 +17,6 @@ from ._shapes import SHAPES, Shape
 
 __all__ = [
     "BASE_URL",
-    "SHAPES",
     "ConnectionDropped",
     "Duration",
     "FakeJob",
@@ -26,6 +25,7 @@ __all__ = [
     "LoopbackServer",
     "Outcome",
     "RecordedRequest",
+    "SHAPES",
     "Shape",
     "serve",
 ]
