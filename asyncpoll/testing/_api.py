@@ -301,9 +301,13 @@ class FakeJobAPI:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         state: dict[str, Any] = scope.setdefault("state", {})
         status: list[int] = []
+        logged: list[bool] = []
         fault: str | None = None
 
         def log() -> None:
+            if logged:
+                return
+            logged.append(True)
             self.requests.append(
                 RecordedRequest(
                     time=now,
@@ -318,13 +322,19 @@ class FakeJobAPI:
                 )
             )
 
+        # The request is logged as its answer starts, before the client can see it, so
+        # a test that has its answer finds it in the log (a served API answers from
+        # another thread).
         async def answer(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
-                extra = self._limit_headers(now) if self.rate_limit_headers else {}
-                message["headers"] = list(message.get("headers", [])) + [
-                    (k.lower().encode(), v.encode()) for k, v in extra.items()
-                ]
+                # A 429 carries its own RateLimit-* headers.
+                if self.rate_limit_headers and fault != "throttled":
+                    extra = self._limit_headers(now)
+                    message["headers"] = list(message.get("headers", [])) + [
+                        (k.lower().encode(), v.encode()) for k, v in extra.items()
+                    ]
+                log()
             await send(message)
 
         async def replay() -> Message:
@@ -334,45 +344,42 @@ class FakeJobAPI:
                 return {"type": "http.request", "body": chunk, "more_body": False}
             return dict(await receive())
 
-        if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
-            fault = "unauthorized"
-            problem = {"code": "unauthorized", "message": "a valid bearer token is required"}
-            reply = JSONResponse(
-                {"error": problem}, 401, headers={"WWW-Authenticate": 'Bearer realm="jobs"'}
-            )
-            await reply(scope, replay, answer)
-            log()
-            return
-        if self._bucket is not None and not self._bucket.try_take(now):
-            fault = "throttled"
-            wait = self._bucket.wait_time(now)
-            problem = {"code": "rate_limited", "message": "too many requests"}
-            reply = JSONResponse(
-                {"error": problem},
-                429,
-                headers={"Retry-After": str(max(1, math.ceil(wait))), **self._limit_headers(now)},
-            )
-            await reply(scope, replay, send_without_limits(send, status))
-            log()
-            return
-        if method in self.flaky_methods:
-            fault = self._roll_fault()
-        if fault == "drop":
-            log()
-            await _drop(send)
-            return
-        if fault == "error":
-            code = ERROR_STATUSES[self._errors % len(ERROR_STATUSES)]
-            self._errors += 1
-            problem = {"code": "server_error", "message": "simulated server error"}
-            await JSONResponse({"error": problem}, code)(scope, replay, answer)
-            log()
-            return
-        if fault == "slow":
-            await anyio.sleep(self.slow_seconds)
-        state[NOW] = self.clock() if fault == "slow" else now
-        await self.app(scope, replay, answer)
-        log()
+        try:
+            if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
+                fault = "unauthorized"
+                problem = {"code": "unauthorized", "message": "a valid bearer token is required"}
+                await JSONResponse(
+                    {"error": problem}, 401, headers={"WWW-Authenticate": 'Bearer realm="jobs"'}
+                )(scope, replay, answer)
+                return
+            if self._bucket is not None and not self._bucket.try_take(now):
+                fault = "throttled"
+                retry_after = str(max(1, math.ceil(self._bucket.wait_time(now))))
+                problem = {"code": "rate_limited", "message": "too many requests"}
+                await JSONResponse(
+                    {"error": problem},
+                    429,
+                    headers={"Retry-After": retry_after, **self._limit_headers(now)},
+                )(scope, replay, answer)
+                return
+            if method in self.flaky_methods:
+                fault = self._roll_fault()
+            if fault == "drop":
+                log()
+                await _drop(send)
+                return
+            if fault == "error":
+                code = ERROR_STATUSES[self._errors % len(ERROR_STATUSES)]
+                self._errors += 1
+                problem = {"code": "server_error", "message": "simulated server error"}
+                await JSONResponse({"error": problem}, code)(scope, replay, answer)
+                return
+            if fault == "slow":
+                await anyio.sleep(self.slow_seconds)
+            state[NOW] = self.clock() if fault == "slow" else now
+            await self.app(scope, replay, answer)
+        finally:
+            log()  # an app that never answered: status_code None
 
     def _roll_fault(self) -> str | None:
         roll = self._fault_rng.random()
@@ -396,17 +403,6 @@ class FakeJobAPI:
             # over the time to the reset to go far slower than the limit allows.
             "RateLimit-Reset": f"{math.ceil(bucket.wait_time(now, burst) * 1000 - 1e-6) / 1000:g}",
         }
-
-
-def send_without_limits(send: Send, status: list[int]) -> Send:
-    """``send``, noting the status (for an answer that sets its own limit headers)."""
-
-    async def forward(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            status.append(message["status"])
-        await send(message)
-
-    return forward
 
 
 async def _drop(send: Send) -> None:
