@@ -260,7 +260,9 @@ class Remote:
         # the server says (an accepted cancel of a job that had succeeded keeps its result).
         status = await self.read_now(handle)
         if handle.done() or record.action != "poll":
-            return False  # settled (or moved on) while we asked
+            # Settled (or moved on) while we asked: a regular poll may have seen the
+            # cancel take effect first, which is still this cancel's doing.
+            return accepted and handle.state is JobState.CANCELLED
         if status is not None and status.state.is_terminal:
             if status.state is JobState.CANCELLED and accepted:
                 return self._cancelled(handle)

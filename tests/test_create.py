@@ -543,3 +543,23 @@ async def test_a_jsonreader_create_answer_without_its_result_is_left_to_the_poll
         handle = await p.submit("/render")
         assert await handle == 42
     assert len(api.calls) == 1
+
+
+async def test_a_cancel_that_a_poll_sees_take_effect_first_returns_true(api: FakeJobAPI) -> None:
+    """The cancel is accepted slowly; meanwhile a regular poll reads CANCELLED: the cancel
+    took effect, so cancel_remote() returns True (the reason is the server's)."""
+
+    async def slow_stop(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(3.0)
+        return httpx.Response(202)
+
+    api.router.post("/jobs/j1/stop").mock(side_effect=slow_stop)
+    api.script("j1", job("running"), job("REVOKED"))
+    async with poller(api, cancel_method="POST", cancel_url="/jobs/{job_id}/stop") as p:
+        handle = p.add("j1")
+        await anyio.sleep(0.5)
+        assert await handle.cancel_remote() is True
+    assert str(handle.exception()) == (
+        "job 'j1' was cancelled: cancelled on the server: status 'REVOKED'"
+    )
+    assert len(api.calls) == 2
