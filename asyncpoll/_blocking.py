@@ -394,11 +394,17 @@ class BlockingPoller:
     # ----------------------------------------------------------------- introspection
 
     def summary(self) -> PollerSummary:
-        """How many jobs are in each state, and the requests made."""
+        """How many jobs are in each state, and the requests made (after ``close()``
+        too: the final counts)."""
+        if self._closed:
+            return self._poller.summary()  # the loop has stopped: nothing changes any more
         return self._portal.call(self._poller.summary)
 
     def statistics(self) -> PollerStatistics:
-        """A snapshot of the poller's counters (``TaskPoller.statistics()``)."""
+        """A snapshot of the poller's counters (``TaskPoller.statistics()``), after
+        ``close()`` too."""
+        if self._closed:
+            return self._poller.statistics()
         return self._portal.call(self._poller.statistics)
 
     @property

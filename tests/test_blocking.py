@@ -256,6 +256,9 @@ def test_close_waits_for_every_job_or_cancels_them(jobs: Jobs) -> None:
     slow = q.add("slow")
     q.close(cancel_futures=True)
     assert slow.state is JobState.CANCELLED
+    # The final counts stay readable after close().
+    assert str(q.summary()).startswith("1 job: 0 in flight, 1 cancelled; ")
+    assert q.statistics().finished[JobState.CANCELLED] == 1
 
 
 def test_bad_arguments_are_raised_in_the_caller(jobs: Jobs) -> None:
