@@ -366,6 +366,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("interrupted")
         return INTERRUPTED
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else FAILED
+    except Exception as exc:  # one line, never a traceback
+        _say(f"error: {type(exc).__name__}: {exc}")
+        return FAILED
 
 
 def _say(message: str, *, usage: bool = False) -> None:

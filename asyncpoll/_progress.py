@@ -15,6 +15,7 @@ when a poller with ``progress=True`` is made.
 from __future__ import annotations
 
 import heapq
+import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
@@ -88,7 +89,8 @@ class ProgressDisplay:
         self._tqdm = tqdm_class if tqdm_class is not None else load_tqdm()
         self._file = file
         if job_bars is None:
-            job_bars = JOB_BARS if _interactive(self._tqdm, file) else 0
+            shown_on = file if file is not None else sys.stderr  # where tqdm writes
+            job_bars = JOB_BARS if _interactive(self._tqdm, shown_on) else 0
         self._job_bars = job_bars
         self._desc = desc
         self.total = 0
