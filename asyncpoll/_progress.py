@@ -62,6 +62,23 @@ def _interactive(tqdm_class: Any, file: IO[str] | None) -> bool:
         return False
 
 
+def _set_total(bar: Any, total: int) -> None:
+    """Set a bar's total; a Jupyter widget's too (tqdm.notebook reads it once, at start)."""
+    if bar.total == total:
+        return
+    unknown = not bar.total
+    bar.total = total
+    children = getattr(getattr(bar, "container", None), "children", None)
+    if children is None or len(children) != 3:
+        return
+    widget = children[1]  # the IProgress between the two texts
+    widget.max = total
+    if unknown and total:  # from tqdm's "no total" look to a plain bar
+        widget.bar_style = ""
+        if getattr(bar, "ncols", None) is None:
+            widget.layout.width = None
+
+
 class ProgressDisplay:
     """Draws a poller's jobs as tqdm bars, from its event stream.
 
@@ -179,7 +196,7 @@ class ProgressDisplay:
 
     def _update_overall(self) -> None:
         bar = self._bar
-        bar.total = self.total
+        _set_total(bar, self.total)
         bar.set_postfix_str(self._postfix(), refresh=False)
         step = self.done - bar.n
         if step:

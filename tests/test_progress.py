@@ -157,3 +157,42 @@ def test_importing_asyncpoll_leaves_tqdm_unimported() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout == "[]\n"
+
+
+async def test_a_jupyter_widget_gets_the_growing_total() -> None:
+    """tqdm.notebook reads the total once; the display sets its widget's max itself."""
+    from types import SimpleNamespace
+
+    from tqdm import tqdm
+
+    widgets: list[Any] = []
+
+    class Notebook(tqdm):  # type: ignore[misc]
+        """A text bar with the widget container tqdm.notebook has."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            widget = SimpleNamespace(max=1, bar_style="info", layout=SimpleNamespace(width="20px"))
+            self.container = SimpleNamespace(children=[None, widget, None])
+            widgets.append(widget)
+
+    from asyncpoll._progress import ProgressDisplay
+
+    fake = api()
+    async with (
+        fake.client() as client,
+        asyncpoll.TaskPoller(
+            client=client, schedule=asyncpoll.fixed(5.0), **fake.poller_options()
+        ) as p,
+    ):
+        display = ProgressDisplay(tqdm_class=Notebook, file=io.StringIO(), job_bars=1)
+        events = p.events()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(display.run, events)
+            for _ in range(6):
+                p.add(fake.add_job().id)
+            await p.gather(*p.in_flight())
+            events.close()  # the display ends after the events it has
+    overall = widgets[0]
+    assert (overall.max, overall.bar_style, overall.layout.width) == (6, "", None)
+    assert (display.total, display.done, display.failed) == (6, 6, 0)
