@@ -521,6 +521,7 @@ async def watch(
     out = sys.stdout
     stop = stop if stop is not None else anyio.Event()
     failed = 0
+    report: list[str] = []  # after an interruption, printed once the display has closed
     async with TaskPoller(status_url, **(options or {})) as poller:
         for url in urls:
             poller.add(redact_url(url), url=url)
@@ -541,15 +542,16 @@ async def watch(
             tg.cancel_scope.cancel()
         if stop.is_set():
             running = poller.in_flight()
-            lines = [f"{PROG} watch: interrupted; {len(running)} jobs still running"]
+            report.append(f"{PROG} watch: interrupted; {len(running)} jobs still running")
             for handle in running:
                 progress = f" {handle.progress:.0%}" if handle.progress is not None else ""
                 url = f" {redact_url(handle.url)}" if handle.url else ""
-                lines.append(f"  {handle.job_id} {handle.state.value}{progress}{url}")
-            print("\n".join(lines), file=sys.stderr, flush=True)
-            with _silenced():  # not "N jobs in flight cancelled": listed above
+                report.append(f"  {handle.job_id} {handle.state.value}{progress}{url}")
+            with _silenced():  # not "N jobs in flight cancelled": they are listed
                 await poller.shutdown(wait=False, cancel_futures=True)
-            return INTERRUPTED
+    if report:
+        print("\n".join(report), file=sys.stderr, flush=True)
+        return INTERRUPTED
     return FAILED if failed else OK
 
 
