@@ -545,7 +545,8 @@ async def watch(
             report.append(f"{PROG} watch: interrupted; {len(running)} jobs still running")
             for handle in running:
                 progress = f" {handle.progress:.0%}" if handle.progress is not None else ""
-                url = f" {redact_url(handle.url)}" if handle.url else ""
+                shown = redact_url(handle.url) if handle.url else handle.job_id
+                url = f" {shown}" if shown != handle.job_id else ""  # a URL job: once
                 report.append(f"  {handle.job_id} {handle.state.value}{progress}{url}")
             with _silenced():  # not "N jobs in flight cancelled": they are listed
                 await poller.shutdown(wait=False, cancel_futures=True)

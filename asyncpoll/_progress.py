@@ -62,6 +62,13 @@ def _interactive(tqdm_class: Any, file: IO[str] | None) -> bool:
         return False
 
 
+def _label(job_id: str) -> str:
+    """A job id in ``JOB_LABEL`` characters: its end, where ids (and URLs) differ."""
+    if len(job_id) > JOB_LABEL:
+        job_id = "…" + job_id[-(JOB_LABEL - 1) :]
+    return f"{job_id:<{JOB_LABEL}}"
+
+
 def _set_total(bar: Any, total: int) -> None:
     """Set a bar's total; a Jupyter widget's too (tqdm.notebook reads it once, at start)."""
     if bar.total == total:
@@ -213,7 +220,7 @@ class ProgressDisplay:
                     position=position,
                     leave=False,
                     bar_format="  {desc} {percentage:3.0f}%|{bar}|",
-                    dynamic_ncols=True,
+                    ncols=JOB_LABEL + 40,
                 )
             )
             self._shown.append(None)
@@ -232,10 +239,10 @@ class ProgressDisplay:
                 self._shown[i] = job_id
         for slot, shown_id in zip(self._slots, self._shown, strict=True):
             if shown_id is None:
-                slot.set_description_str("(waiting for a job that reports progress)", False)
+                slot.set_description_str(f"{'(waiting)':<{JOB_LABEL}}", False)
                 slot.n = 0
             else:
-                slot.set_description_str(f"{shown_id[:JOB_LABEL]:<{JOB_LABEL}}", False)
+                slot.set_description_str(_label(shown_id), False)
                 slot.n = round(100 * (self._running.get(shown_id) or 0.0))
             slot.refresh()
 

@@ -62,7 +62,7 @@ async def test_the_bar_ends_with_every_job_and_the_failures(
     assert " 40/40 [" in line
     assert line.endswith("job/s, 7 failed, 0 in flight]")
     assert out.getvalue().endswith("\n")  # the bar was closed, and left in place
-    assert "waiting for a job" not in out.getvalue()  # not a terminal: no per-job bars
+    assert "(waiting)" not in out.getvalue()  # not a terminal: no per-job bars
 
 
 async def test_jobs_added_later_raise_the_total(monkeypatch: pytest.MonkeyPatch) -> None:
