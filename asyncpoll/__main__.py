@@ -1,7 +1,7 @@
-"""``python -m asyncpoll`` runs the demo."""
+"""``python -m asyncpoll``: the ``asyncpoll`` command."""
 
 import sys
 
-from ._demo import main
+from ._cli import main
 
 sys.exit(main())

@@ -1,164 +1,170 @@
-"""``python -m asyncpoll``: poll a few hundred jobs against an in-process fake job API.
+"""``asyncpoll demo``: poll a few hundred jobs on a fake job API served on loopback.
 
-The fake API runs inside this process (no server, no network): each job is pending for
-a while, then running with progress, then done or failed; a few answers are 500s or
-429s with ``Retry-After``, as real APIs give. The poller watches every job at once
-behind one rate limit and the demo prints what happened.
+The fake API (``asyncpoll.testing.FakeJobAPI``) runs with uvicorn on a free loopback
+port, in a thread of its own; the demo talks to it over real sockets, as it would to any
+job API. Its jobs wait a little, run with progress, and most succeed; a few fail, a few
+hang (and time out), and a few answers are 5xx errors or dropped connections, as real APIs
+give. One ``TaskPoller`` submits every job and watches them all behind one rate limit,
+with a live display; the demo ends with a table of what happened.
+
+Needs the ``cli`` extra (``asyncpoll[testing,progress]``): imported when the command runs.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import random
+import importlib.util
 import sys
+import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
-import anyio
-
-from ._http import mock_client
 from ._poller import TaskPoller
 from ._ratelimit import RateLimit
 from ._schedule import backoff
 from ._status import JobState
 
-__all__ = ["FakeJobAPI", "main", "run"]
+__all__ = ["DemoResult", "run_demo"]
+
+#: Each job's deadline, in seconds after its create request was answered: far beyond
+#: the jobs' durations, so a job times out only when the demo cannot keep up.
+DEADLINE = 10.0
 
 
-class FakeJobAPI:
-    """An in-process job API: ``GET /jobs/{id}`` answers with the job's status JSON.
+def percentile(values: Sequence[float], share: float) -> float:
+    """The ``share`` (0 to 1) percentile of ``values``, by the nearest rank."""
+    ordered = sorted(values)
+    rank = max(1, round(share * len(ordered) + 0.5 - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]
 
-    Each job has a start delay and a duration drawn from ``rng``; a share of jobs fail,
-    and a share of answers are transient 500s or 429s. Times are event-loop seconds.
-    """
 
-    def __init__(
-        self,
-        job_ids: Sequence[str],
-        *,
-        rng: random.Random,
-        now: float,
-        fail_share: float = 0.05,
-        error_share: float = 0.02,
-        throttle_share: float = 0.01,
-    ) -> None:
-        self.rng = rng
-        self.error_share = error_share
-        self.throttle_share = throttle_share
-        self.jobs: dict[str, tuple[float, float, bool]] = {}
-        for job_id in job_ids:
-            queued = rng.uniform(0.2, 1.0)
-            duration = rng.uniform(0.5, 3.0)
-            self.jobs[job_id] = (now + queued, now + queued + duration, rng.random() < fail_share)
+class DemoResult:
+    """What one demo run measured (for tests and the summary table)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[JobState] = Counter()
         self.requests = 0
-        self.answers: Counter[int] = Counter()
+        self.creates = 0
+        self.polls = 0
+        self.faults: Counter[str] = Counter()
+        self.delays: list[float] = []
+        self.elapsed = 0.0
+        self.jobs = 0
+        self.url = ""
 
-    def __call__(self, method: str, url: str) -> tuple[int, Mapping[str, str], bytes]:
-        """Answer one request: ``(status_code, headers, body)``."""
-        self.requests += 1
-        status, headers, body = self._answer(method, url)
-        self.answers[status] += 1
-        return status, headers, json.dumps(body).encode()
+    def table(self) -> str:
+        """The summary table, as printed at the end of the demo."""
+        jobs = self.jobs
+        lines = [
+            "",
+            f"{'succeeded':<22}{self.counts[JobState.SUCCEEDED]:>7}",
+            f"{'failed':<22}{self.counts[JobState.FAILED]:>7}",
+            f"{'timed out':<22}{self.counts[JobState.TIMED_OUT]:>7}",
+        ]
+        for state in (JobState.CANCELLED, JobState.ERRORED):
+            if self.counts[state]:
+                lines.append(f"{state.value.replace('_', ' '):<22}{self.counts[state]:>7}")
+        lines += [
+            f"{'requests sent':<22}{self.requests:>7}   "
+            f"({self.creates} creates, {self.polls} status polls)",
+            f"{'requests per job':<22}{self.requests / jobs if jobs else 0:>7.1f}",
+            f"{'5xx and drops retried':<22}{self.faults['error'] + self.faults['drop']:>7}",
+        ]
+        if self.delays:
+            lines.append(
+                f"{'finish -> noticed':<22}{'p50':>7} {percentile(self.delays, 0.5):.3f} s"
+                f"   p95 {percentile(self.delays, 0.95):.3f} s   "
+                f"(over {len(self.delays)} jobs that ended on the server)"
+            )
+        lines.append(f"{'elapsed':<22}{self.elapsed:>7.1f} s")
+        return "\n".join(lines) + "\n"
 
-    def _answer(self, method: str, url: str) -> tuple[int, dict[str, str], object]:
-        job_id = url.rstrip("/").rsplit("/", 1)[-1]
-        if method != "GET" or job_id not in self.jobs:
-            return 404, {}, {"error": {"message": f"no job {job_id}"}}
-        roll = self.rng.random()
-        if roll < self.throttle_share:
-            return 429, {"Retry-After": "1"}, {"error": {"message": "slow down"}}
-        if roll < self.throttle_share + self.error_share:
-            return 500, {}, {"error": {"message": "internal error"}}
-        starts, ends, fails = self.jobs[job_id]
-        now = anyio.current_time()
-        if now < starts:
-            return 200, {}, {"id": job_id, "status": "queued"}
-        if now < ends:
-            progress = round(100 * (now - starts) / (ends - starts))
-            return 200, {}, {"id": job_id, "status": "processing", "progress": progress}
-        if fails:
-            return 200, {}, {"id": job_id, "status": "failed", "error": "input was unreadable"}
-        pages = int((ends - starts) * 10) + 1
-        return 200, {}, {"id": job_id, "status": "completed", "result": {"pages": pages}}
 
+async def run_demo(
+    *,
+    jobs: int = 300,
+    shape: str = "status",
+    rate: float = 500.0,
+    seed: int = 7,
+    progress: bool = True,
+    out: TextIO | None = None,
+) -> DemoResult:
+    """Serve a fake job API on loopback, submit ``jobs`` jobs and poll them all.
 
-async def run(jobs: int = 300, rate: float = 250.0, seed: int = 7, out: TextIO = sys.stdout) -> int:
-    """Run the demo; returns the number of jobs that did not succeed."""
-    rng = random.Random(seed)
-    job_ids = [f"job-{i:04d}" for i in range(jobs)]
-    api = FakeJobAPI(job_ids, rng=rng, now=anyio.current_time())
-    client = mock_client(api, base_url="https://jobs.example")
-    started = anyio.current_time()
-    out.write(
-        f"asyncpoll demo: {jobs} jobs on an in-process fake job API, "
-        f"rate limit {rate:g} requests/s, one shared HTTP client\n\n"
+    Args:
+        jobs: how many jobs to submit.
+        shape: the fake API's shape (``asyncpoll.testing.SHAPES``).
+        rate: the poller's rate limit, in requests per second.
+        seed: seeds the fake API's jobs and faults.
+        progress: draw a live display on stderr (``TaskPoller(progress=True)``: needs
+            tqdm).
+        out: where the header and the summary table go (default: stdout).
+    """
+    from .testing import FakeJobAPI, serve  # the testing extra
+
+    out = out if out is not None else sys.stdout
+    api = FakeJobAPI(
+        shape,
+        pending=(0.0, 0.3),
+        duration=(0.2, 2.0),
+        failure_rate=0.05,
+        error_rate=0.02,
+        drop_rate=0.005,
+        seed=seed,
+        clock=time.monotonic,  # the served API's clock, and the one the demo reads
     )
-    async with (
-        client,
-        TaskPoller(
-            "/jobs/{job_id}",
-            client=client,
-            rate_limit=RateLimit(rate, burst=10),
+    # aiohttp (in the cli extra) polls several times faster than httpx's own transport.
+    transport = "aiohttp" if importlib.util.find_spec("aiohttp") is not None else "httpx"
+    result = DemoResult()
+    result.jobs = jobs
+    noticed: dict[str, float] = {}
+
+    def on_done(handle: Any) -> None:
+        noticed.setdefault(handle.job_id, time.monotonic())
+
+    async with serve(api) as url:
+        result.url = url
+        out.write(
+            f"asyncpoll demo: {jobs} jobs on a fake job API (shape {shape!r}) at {url}, "
+            f"rate limit {rate:g} requests/s, one TaskPoller on {transport}\n"
+        )
+        out.flush()
+        started = time.monotonic()
+        poller = TaskPoller(
+            base_url=url,
+            rate_limit=RateLimit(rate, burst=max(1, int(rate) // 10)),
             max_concurrency=32,
-            schedule=backoff(initial=0.25, factor=1.5, max=1.0, jitter=0.1),
-            retry_schedule=backoff(initial=0.25, factor=2.0, max=2.0, jitter=0.1),
-            timeout=30.0,
-        ) as poller,
-    ):
-        handles = [poller.add(job_id) for job_id in job_ids]
-        next_report = started
-        finished = 0
-        async for _ in poller.as_completed():
-            finished += 1
-            now = anyio.current_time()
-            if now >= next_report or finished == jobs:
-                _report(out, now - started, poller.statistics().active, finished)
-                next_report = now + 0.5
-        stats = poller.statistics()
-    elapsed = anyio.current_time() - started
-    by_state = Counter(h.state for h in handles)
-    out.write("\nwhat happened\n")
-    for state in JobState:
-        if by_state[state]:
-            out.write(f"  {state.value:<10} {by_state[state]:>5}\n")
-    out.write(
-        f"\n  status requests   {stats.requests:>6}  ({stats.requests / jobs:.1f} per job)\n"
-        f"  429s waited out   {stats.throttled:>6}\n"
-        f"  5xx retried       {stats.transient_errors:>6}\n"
-        f"  elapsed           {elapsed:>6.1f} s  ({stats.requests / elapsed:.0f} requests/s; "
-        f"limit {rate:g}, lowered for a while after each 429)\n"
-    )
-    failed = [h for h in handles if h.state is not JobState.SUCCEEDED]
-    if failed:
-        out.write("\nfor example\n")
-        for handle in failed[:3]:
-            out.write(f"  {handle.exception()}\n")
-    ok = next(h for h in handles if h.state is JobState.SUCCEEDED)
-    out.write(f"  {ok.job_id} -> {ok.result()!r} after {ok.attempts} polls\n")
-    return len(failed)
-
-
-def _report(out: TextIO, elapsed: float, active: int, finished: int) -> None:
-    out.write(f"  {elapsed:5.1f} s   in flight {active:>4}   finished {finished:>4}\n")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m asyncpoll``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m asyncpoll",
-        description="Poll a few hundred jobs against an in-process fake job API.",
-    )
-    parser.add_argument("--jobs", type=int, default=300, help="jobs to submit (default 300)")
-    parser.add_argument(
-        "--rate", type=float, default=250.0, help="rate limit, requests/s (default 250)"
-    )
-    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error("--jobs must be at least 1")
-    if args.rate <= 0:
-        parser.error("--rate must be > 0")
-    anyio.run(run, args.jobs, args.rate, args.seed)
-    return 0
+            schedule=backoff(initial=0.25, factor=1.5, max=0.75, jitter=0.1),
+            retry_schedule=backoff(initial=0.1, factor=2.0, max=1.0, jitter=0.1),
+            timeout=DEADLINE,
+            max_errors=10,
+            transport=transport,
+            on_done=on_done,
+            progress=progress,
+            **api.poller_options(),
+        )
+        async with poller:
+            if shape == "github":
+                # A workflow dispatch answers 204 with no run id: make the runs directly.
+                handles = [poller.add(api.add_job().id) for _ in range(jobs)]
+            else:
+                handles = await poller.submit_many(
+                    api.shape.create_url,
+                    [{"n": n} for n in range(jobs)],
+                    return_exceptions=True,
+                )
+        result.elapsed = time.monotonic() - started
+    for handle in handles:
+        state = getattr(handle, "state", JobState.ERRORED)  # a SubmitError in its place
+        result.counts[state] += 1
+    log = api.requests
+    result.requests = len(log)
+    result.creates = sum(1 for r in log if r.method == "POST")
+    result.polls = sum(1 for r in log if r.method == "GET")
+    result.faults = Counter(r.fault for r in log if r.fault)
+    for job_id, job in api.jobs.items():
+        if job_id in noticed and job.finished_at <= noticed[job_id]:
+            result.delays.append(noticed[job_id] - job.finished_at)
+    out.write(result.table())
+    out.flush()
+    return result

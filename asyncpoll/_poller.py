@@ -42,6 +42,7 @@ from ._options import (
 )
 from ._picktransport import make_transport
 from ._policy import checked_delay
+from ._progress import ProgressDisplay
 from ._ratelimit import RateLimit
 from ._reader import Reader
 from ._record import NO_BODY, JobRecord
@@ -176,6 +177,11 @@ class TaskPoller:
             aiohttp kinds need the ``aiohttp`` extra and run on asyncio only; on trio
             they fall back to httpx's own transport with a warning. A ``client=`` is
             used as it is, whatever this says.
+        progress: show a live progress display while the poller is open (tqdm's
+            ``tqdm.auto``: a bar on stderr in a terminal, a widget in Jupyter): jobs
+            done of jobs added, failures, jobs in flight and their mean progress, the
+            rate, and in a terminal or notebook a bar for each of the (up to 3) most
+            advanced jobs that report progress. Needs the ``progress`` extra.
 
     ``events()`` streams every job change; ``shutdown()`` ends the poller's work the way
     ``concurrent.futures`` executors do; ``in_flight()`` lists the jobs still running.
@@ -226,7 +232,12 @@ class TaskPoller:
         create_timeout: float | None = None,
         idempotency_key: bool = False,
         transport: str = "httpx",
+        progress: bool = False,
     ) -> None:
+        if not isinstance(progress, bool):
+            raise TypeError(f"progress must be True or False, got {progress!r}")
+        # Made now, so that a missing tqdm is reported where the poller is made.
+        self._progress: ProgressDisplay | None = ProgressDisplay() if progress else None
         options = self._options = Options(
             status_url=status_url,
             headers=headers,
@@ -301,6 +312,8 @@ class TaskPoller:
         self._tg = tg
         self._lifecycle = _Lifecycle.OPEN
         engine.start(tg, loop_time)
+        if self._progress is not None:
+            tg.start_soon(self._progress.run, engine.bus.subscribe(), name="asyncpoll progress")
         return self
 
     async def __aexit__(

@@ -90,32 +90,3 @@ def test_importing_asyncpoll_leaves_aiohttp_unimported() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout == "[]\n"
-
-
-def test_python_dash_m_asyncpoll_runs_the_demo() -> None:
-    """``python -m asyncpoll --jobs 40`` polls 40 jobs and reports what happened."""
-    result = subprocess.run(
-        [sys.executable, "-m", "asyncpoll", "--jobs", "40", "--rate", "1000"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    out = result.stdout
-    assert out.startswith("asyncpoll demo: 40 jobs on an in-process fake job API")
-    assert "what happened" in out
-    assert "succeeded" in out
-    assert "status requests" in out
-
-
-def test_demo_rejects_bad_arguments() -> None:
-    """The demo names a bad argument and exits with status 2."""
-    result = subprocess.run(
-        [sys.executable, "-m", "asyncpoll", "--jobs", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert "--jobs must be at least 1" in result.stderr

@@ -211,8 +211,8 @@ def test_the_transport_modules_stay_edges() -> None:
     graph = _import_graph()
     clients = {"_http", "_aiohttp"}
     assert _reached(graph, "_transport").isdisjoint(clients | {"_picktransport"})
-    # _demo: the in-process mock client; _http: httpx-aiohttp's session, made in _aiohttp.
-    assert {m for m in graph if graph[m] & clients} == {"_picktransport", "_demo", "_http"}
+    # _http: httpx-aiohttp's session, made in _aiohttp.
+    assert {m for m in graph if graph[m] & clients} == {"_picktransport", "_http"}
     assert "_http" not in _reached(graph, "_aiohttp")
     engine = {
         "_poller", "_handle", "_hosts", "_clock", "_ratelimit", "_policy", "_schedule",
