@@ -35,7 +35,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
-import functools
 import inspect
 import pathlib
 import re
@@ -93,6 +92,15 @@ def pages() -> list[pathlib.Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
+def virtual_loop() -> asyncio.AbstractEventLoop:
+    """A looptime event loop: virtual time from 0 to ``VIRTUAL_END``.
+
+    Its clock ticks in nanoseconds: at looptime's default microsecond, a poller waiting
+    out a fake API's ``RateLimit-Reset`` was seen to spin with the clock standing still.
+    """
+    return looptime.new_event_loop(start=0.0, end=VIRTUAL_END, resolution=1e-9)
+
+
 def owner(example: Example) -> re.Match[str] | None:
     """The marker right before the block, naming who runs it, if any."""
     text, start = example.document.text, example.region.start
@@ -114,7 +122,7 @@ class Page:
     def __init__(self, path: pathlib.Path, *, collect_only: bool = False) -> None:
         self.path = path
         self.collect_only = collect_only
-        self.loop = looptime.new_event_loop(start=0.0, end=VIRTUAL_END)
+        self.loop = virtual_loop()
         self.ran = 0
         self.owned = 0
         #: The page's pytest files: name -> its blocks, in page order.
@@ -152,12 +160,12 @@ class Page:
     def run_script(func: Callable[..., Any], *args: Any, **_: Any) -> Any:
         """``anyio.run`` for the samples: ``func(*args)`` on an event loop of its own, in
         virtual time, on a thread of its own (the page's loop is running the block)."""
-        factory = functools.partial(looptime.new_event_loop, start=0.0, end=VIRTUAL_END)
         outcome: list[Any] = []
 
         def target() -> None:
             try:
-                outcome.append((True, run(func, *args, backend_options={"loop_factory": factory})))
+                options = {"loop_factory": virtual_loop}
+                outcome.append((True, run(func, *args, backend_options=options)))
             except BaseException as exc:
                 outcome.append((False, exc))
 
@@ -193,8 +201,7 @@ def virtual_blocking(monkeypatch: pytest.MonkeyPatch) -> None:
     start = anyio.from_thread.start_blocking_portal
 
     def portal(*_: Any, **__: Any) -> Any:
-        factory = functools.partial(looptime.new_event_loop, start=0.0, end=VIRTUAL_END)
-        return start("asyncio", {"loop_factory": factory})
+        return start("asyncio", {"loop_factory": virtual_loop})
 
     monkeypatch.setattr(asyncpoll._blocking, "start_blocking_portal", portal)
 
