@@ -1,33 +1,40 @@
 """Every Python sample of README.md and docs/ runs, so that none can rot.
 
 Sybil parses each page (README.md and every ``docs/**/*.md``); every ```` ```python ````
-block is executed, in page order, in one namespace per page, as a reader would paste
-them one after another into a notebook:
+block is executed, in page order, in one namespace per page, as a reader would run them
+one after another in the cells of a notebook:
 
-- **Top-level ``await``** is allowed: a block that awaits runs as a coroutine on the
-  page's event loop, a looptime loop in virtual time (a job of ten minutes takes no
-  time). The loop stays between blocks, so a poller opened in one block
-  (``await poller.open()``) still polls in the next. A script that calls
-  ``anyio.run(main, ...)`` runs ``main`` on that loop too, and the blocking API
-  (``BlockingPoller``, ``poll_blocking()``, ...) runs its background loop in virtual
-  time as well.
+- **Each block runs in a task of the page's event loop**, a looptime loop in virtual
+  time (a job of ten minutes takes no time), while that loop runs, as a notebook runs a
+  cell. A block may ``await`` at its top level. The loop stays between blocks, so a
+  poller opened in one block (``await poller.open()``) still polls in the next.
+- **Scripts**: a block that calls ``anyio.run(main, ...)`` runs ``main`` on an event
+  loop of its own (virtual time too) on a thread of its own, as a script would run in a
+  process of its own; the blocking API (``BlockingPoller``, ``poll_blocking()``, ...)
+  runs its background loop in virtual time as well.
 - **The job API**: every httpx request to ``https://api.example.com`` goes to the fake
   API of ``tests/docsworld.py`` (respx); a request to any other host fails the sample.
+  The samples of ``getting-started.md`` and the guides bring their own
+  ``asyncpoll.testing.FakeJobAPI``.
 - **Names**: each page's namespace starts with ``anyio``, ``asyncio``, ``asyncpoll`` and
   ``httpx`` imported, as a fragment's reader would have them.
 - **Context a fragment needs** (an open ``poller``, a ``job_ids`` list, an SDK client)
   comes from an invisible block just before it, an HTML comment the reader does not
   see: ``<!-- invisible-code-block: python`` ... ``-->``. It runs like any block.
-- **Skipping** a block takes ``<!-- skip: next "why" -->`` with its reason (Sybil's skip
-  directive); ``SKIPS`` below lists every one, so that a new skip is a visible change.
+- **Skipping** a block takes ``<!-- skip: next "why" -->`` (or ``skip: next if(condition,
+  reason="why")``), Sybil's skip directive; ``SKIPS`` below lists every one, so that a new
+  skip is a visible change.
+- **Test code**: a block right after ``<!-- pytest-file: NAME -->`` is part of the file
+  NAME (``conftest.py``, ``test_*.py``; blocks joined in page order); pytest runs each
+  page's files in a fresh directory, and every test in them must pass.
 - **Blocks run elsewhere**: a block right after ``<!-- recipe: KEY -->``
   (docs/job-systems.md, run by tests/test_job_systems_docs.py against fakes of each job
   system) or ``<!-- fake-api-example: KIND -->`` (docs/testing.md, run under pytest by
-  tests/test_testing_fake_api.py) is left to that test, which checks it ran them all.
+  tests/test_testing_fake_api.py) is left to that test.
 
 ```text```, ```sh``` and other blocks are not executed. Whatever a page left open (a
-poller opened and not closed) is closed after its last block; the page's test fails if a
-job still polling then ended in error.
+poller opened and not closed, a ``BlockingPoller``) is closed after its last block, and
+that must succeed too.
 """
 
 from __future__ import annotations
