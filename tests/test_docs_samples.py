@@ -70,7 +70,8 @@ pytest_plugins = ["pytester"]
 
 ROOT = pathlib.Path(__file__).parent.parent
 
-#: Virtual seconds after which a page's event loop gives up.
+#: Virtual seconds after which a page's event loop gives up. (Not much more: looptime's
+#: wait for I/O with no timer due is the time left, in milliseconds, in a C int.)
 VIRTUAL_END = 1_000_000.0
 
 #: The markers of blocks another test runs: marker name -> that test.
