@@ -860,7 +860,8 @@ class TaskPoller:
                 raising the first failure (jobs keep polling either way).
 
         Raises:
-            The exception of the first job to fail, unless ``return_exceptions``.
+            AsyncPollError: the exception of the first job to fail, unless
+                ``return_exceptions``.
         """
         handles = [self._lookup(job) for job in jobs]
         async for handle in AsCompleted(self._engine, set(handles)):
