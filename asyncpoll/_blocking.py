@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
@@ -151,6 +152,8 @@ class BlockingHandle:
         Returns:
             True if the job was cancelled now, False if it had already finished.
         """
+        if self._handle.done():
+            return False  # also once the poller is closed
         return self._portal.call(self._handle.cancel)
 
     def cancel_remote(self) -> bool:
@@ -178,6 +181,20 @@ class BlockingHandle:
 
     def _repr_html_(self) -> str:
         return html_table("BlockingHandle", handle_rows(self._handle))
+
+
+def _abandon(
+    portal: BlockingPortal, portal_cm: AbstractContextManager[BlockingPortal], poller: TaskPoller
+) -> None:
+    """A ``BlockingPoller`` collected or left open at exit: cancel its jobs, stop its loop."""
+    try:
+        portal.call(functools.partial(poller.shutdown, wait=False, cancel_futures=True))
+        portal.call(poller.aclose)
+        portal.call(portal.stop, True)
+    except Exception:  # at exit, a poller half gone is not worth a traceback
+        pass
+    finally:
+        portal_cm.__exit__(None, None, None)
 
 
 def _unwrap(job: BlockingHandle | JobHandle | str) -> JobHandle | str:
@@ -234,6 +251,10 @@ class BlockingPoller:
             self._closed = True
             self._portal_cm.__exit__(type(exc), exc, exc.__traceback__)
             raise
+        # A poller never closed must not hold the process at exit: finalizers run (at
+        # exit, or when the poller is collected) while the loop thread can still run, and
+        # cancel the jobs in flight.
+        self._finalizer = weakref.finalize(self, _abandon, portal, self._portal_cm, self._poller)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -263,6 +284,7 @@ class BlockingPoller:
         if self._closed:
             return
         self._closed = True
+        self._finalizer.detach()
         portal, poller = self._portal, self._poller
         try:
             if cancel_futures:
@@ -285,26 +307,44 @@ class BlockingPoller:
     def _wrap(self, handle: JobHandle) -> BlockingHandle:
         return BlockingHandle(handle, self._portal)
 
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the loop thread; a clear error once the poller is closed."""
+        if self._closed:
+            raise RuntimeError("this BlockingPoller is closed; make a new one")
+        return self._portal.call(fn, *args)
+
     def _call_for_handle(self, fn: Callable[..., JobHandle], *args: Any, **kwargs: Any) -> Any:
         # Not portal.call(fn): the portal awaits whatever awaitable a function returns,
         # and a JobHandle is one.
-        (handle,) = self._portal.call(lambda: (fn(*args, **kwargs),))
+        (handle,) = self._call(lambda: (fn(*args, **kwargs),))
         return self._wrap(handle)
 
     def add(self, job_id: str, url: str | None = None, **options: Any) -> BlockingHandle:
-        """Start polling a job; takes ``TaskPoller.add()``'s arguments."""
+        """Start polling a job; takes ``TaskPoller.add()``'s arguments.
+
+        Each call is a round trip to the loop thread (a few milliseconds while the
+        poller is busy): for many jobs use ``add_many()``.
+        """
         wrapped: BlockingHandle = self._call_for_handle(self._poller.add, job_id, url, **options)
         return wrapped
+
+    def add_many(self, job_ids: Iterable[str], **options: Any) -> list[BlockingHandle]:
+        """Start polling many jobs in one round trip; ``add()``'s keyword options apply
+        to each. Returns their handles in order."""
+        ids = list(job_ids)
+        add = self._poller.add
+        handles: list[JobHandle] = self._call(lambda: [add(job_id, **options) for job_id in ids])
+        return [self._wrap(handle) for handle in handles]
 
     def submit(self, url: str, **options: Any) -> BlockingHandle:
         """Create a job with one request, then poll it; takes ``TaskPoller.submit()``'s
         arguments and raises what it raises (``SubmitError``)."""
-        handle = self._portal.call(functools.partial(self._poller.submit, url, **options))
+        handle = self._call(functools.partial(self._poller.submit, url, **options))
         return self._wrap(handle)
 
     def submit_many(self, url: str, payloads: Iterable[Any], **options: Any) -> list[Any]:
         """Create one job per JSON payload, as ``TaskPoller.submit_many()`` does."""
-        results = self._portal.call(
+        results = self._call(
             functools.partial(self._poller.submit_many, url, list(payloads), **options)
         )
         return [self._wrap(r) if isinstance(r, JobHandle) else r for r in results]
@@ -316,12 +356,12 @@ class BlockingPoller:
 
     def in_flight(self) -> list[BlockingHandle]:
         """The handles of every job not finished yet, in the order they were added."""
-        return [self._wrap(h) for h in self._portal.call(self._poller.in_flight)]
+        return [self._wrap(h) for h in self._call(self._poller.in_flight)]
 
     def cancel(self, job: BlockingHandle | str, *, remote: bool = False) -> bool:
         """Stop polling a job and resolve it CANCELLED (``remote=True``: ask the server
         too), as ``TaskPoller.cancel()`` does."""
-        cancelled: bool = self._portal.call(
+        cancelled: bool = self._call(
             functools.partial(self._poller.cancel, _unwrap(job), remote=remote)
         )
         return cancelled
@@ -350,10 +390,13 @@ class BlockingPoller:
         )
 
         async def run() -> list[Any]:
-            with anyio.fail_after(timeout):
+            with anyio.move_on_after(timeout):
                 return await gather()
+            raise TimeoutError(
+                f"the jobs were not all finished after {timeout:g} s; they keep polling"
+            )
 
-        results: list[Any] = self._portal.call(run)
+        results: list[Any] = self._call(run)
         return results
 
     def as_completed(
@@ -373,7 +416,7 @@ class BlockingPoller:
                 ``TimeoutError`` (the jobs keep polling).
         """
         wanted = None if handles is None else [_unwrap(h) for h in handles]
-        iterator: AsCompleted = self._portal.call(self._poller.as_completed, wanted)
+        iterator: AsCompleted = self._call(self._poller.as_completed, wanted)
         return self._iterate(iterator, None if timeout is None else time.monotonic() + timeout)
 
     def _iterate(self, iterator: AsCompleted, deadline: float | None) -> Iterator[BlockingHandle]:

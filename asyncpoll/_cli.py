@@ -17,6 +17,7 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -181,6 +182,16 @@ def _share(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {text!r}")
+    return value
+
+
 def _duration(text: str) -> float | tuple[float, float]:
     low, comma, high = text.partition(",")
     try:
@@ -314,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--version", action="version", version=version)
     fake.add_argument("--shape", choices=SHAPE_NAMES, default="status", help="(default status)")
     fake.add_argument("--host", default="127.0.0.1", help="(default 127.0.0.1)")
-    fake.add_argument("--port", type=int, default=0, help="(default 0: a free port)")
+    fake.add_argument("--port", type=_port, default=0, help="(default 0: a free port)")
     fake.add_argument(
         "--jobs",
         type=int,
@@ -369,8 +380,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else FAILED
     except Exception as exc:  # one line, never a traceback
-        _say(f"error: {type(exc).__name__}: {exc}")
+        cause = _single(exc)
+        if isinstance(cause, BrokenPipeError):
+            return _reader_gone()
+        _say(f"error: {type(cause).__name__}: {cause}")
         return FAILED
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The one error inside (nested) exception groups of one error, else ``exc``."""
+    # Duck-typed: (Base)ExceptionGroup is built in from Python 3.11, a backport before.
+    while True:
+        inner = getattr(exc, "exceptions", None)
+        if not (isinstance(inner, tuple) and len(inner) == 1):
+            return exc
+        exc = inner[0]
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away (``asyncpoll watch ... | head``): stop quietly, as
+    Unix tools do; later writes go nowhere."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout is not a file (a test's StringIO): nothing to redirect
+    return OK
 
 
 def _say(message: str, *, usage: bool = False) -> None:
@@ -396,7 +431,7 @@ def _demo(args: argparse.Namespace) -> int:
     _need_cli_extra("asyncpoll demo")
     from ._demo import run_demo
 
-    progress = not args.no_progress and _installed("tqdm")
+    progress = not args.no_progress and _isatty(sys.stderr) and _installed("tqdm")
     with _log_to_stderr():
         anyio.run(
             lambda: run_demo(

@@ -9,8 +9,11 @@ sleeps to wait; every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -325,3 +328,35 @@ def test_blocking_api_works_from_a_worker_thread_of_a_running_loop(jobs: Jobs) -
         return [result, gathered]
 
     assert anyio.run(main) == ["A", ["A", "B"]]
+
+
+def test_a_poller_never_closed_does_not_hold_the_process_at_exit(tmp_path: Path) -> None:
+    """A script that forgets close() exits: its jobs are cancelled at exit (one line)."""
+    script = tmp_path / "forget.py"
+    script.write_text(
+        "import asyncpoll, httpx\n"
+        "def answer(request):\n"
+        "    return httpx.Response(200, json={'status': 'running'})\n"
+        "client = httpx.AsyncClient(transport=httpx.MockTransport(answer))\n"
+        "p = asyncpoll.BlockingPoller('https://api.test/jobs/{job_id}', client=client,\n"
+        "                             schedule=asyncpoll.fixed(0.01))\n"
+        "p.add('a')\n"
+        "print('no close()')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "no close()\n")
+    assert "1 jobs in flight cancelled" in done.stderr
+
+
+def test_a_closed_poller_says_so_and_add_many_adds_in_one_call(jobs: Jobs) -> None:
+    """After close(): a clear error; add_many() returns handles in order."""
+    p = asyncpoll.BlockingPoller("/jobs/{job_id}", client=jobs.client(), schedule=QUICK)
+    handles = p.add_many(["a", "b"])
+    assert [h.job_id for h in handles] == ["a", "b"]
+    assert p.gather(*handles) == ["A", "B"]
+    p.close()
+    with pytest.raises(RuntimeError, match="this BlockingPoller is closed; make a new one"):
+        p.add("c")
+    assert handles[0].cancel() is False

@@ -106,6 +106,7 @@ def test_no_command_prints_the_help_and_exits_2(capsys: pytest.CaptureFixture[st
         (["watch", "--rate", "-1", "http://x/1"], "argument --rate: must be > 0"),
         (["serve-fake", "--duration", "3,1"], "argument --duration: '3,1': seconds >= 0"),
         (["serve-fake", "--failure-rate", "2"], "argument --failure-rate: must be from 0 to 1"),
+        (["serve-fake", "--port", "99999"], "argument --port: a port is 0 to 65535, got '99999'"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(
@@ -206,14 +207,30 @@ def test_demo_without_the_cli_extra(
 
 
 def test_python_dash_m_asyncpoll_demo() -> None:
-    """The README's command: 30 jobs, a live display on stderr, the table on stdout."""
+    """The README's command: 30 jobs, the table on stdout; stderr is not a terminal here,
+    so no live display fills it with frames."""
     started = time.monotonic()
     result = python_m("demo", "--jobs", "30")
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 30
     assert result.stdout.startswith("asyncpoll demo: 30 jobs on a fake job API")
     assert "requests per job" in result.stdout
-    assert "30/30 [" in result.stderr  # tqdm's bar ended with every job
+    assert "\r" not in result.stderr
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly() -> None:
+    """``asyncpoll demo | head -1``: the pipe closes early; exit 0, nothing on stderr."""
+    command = [sys.executable, "-m", "asyncpoll", "demo", "--jobs", "20", "--no-progress"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()
+        err = process.stderr.read()
+        code = process.wait(timeout=60)
+    assert first.startswith("asyncpoll demo: 20 jobs")
+    assert (code, err) == (0, "")
 
 
 def test_python_dash_m_asyncpoll_version_and_a_usage_error() -> None:
