@@ -423,6 +423,49 @@ async def test_the_poller_waits_out_the_rate_limit() -> None:
             assert j - i + 1 <= 2 + 2 * (passed[j] - start) + 1e-6
 
 
+# A regression of either spins at one virtual instant, where no virtual bound can end
+# it: pytest-timeout's watchdog ends the run instead, sooner than the default 60 s.
+@pytest.mark.timeout(20)
+async def test_polls_paced_by_an_empty_budget_end() -> None:
+    """5 jobs behind 5 requests/s pass one every 0.2 s, twice each, and end at 1.8 s.
+
+    Regression: from the third answer on, each says ``RateLimit-Remaining: 0`` and
+    ``RateLimit-Reset: 0.2``, pausing the host until 0.4 + 0.2 = 0.6000000000000001.
+    asyncio runs a timer up to its clock's resolution (1 ns) early, and looptime's clock,
+    on a grid of 1 ns steps, read 0.6 when the sleep ended: the host's gate slept again
+    for 1e-16 s at 0.6, for ever (trio's MockClock lands on the float itself).
+    """
+    api = make_api("status", rate_limit=5, pending=0.0, duration=1.0)
+    async with api.client() as client, poller(api, client) as p:
+        handles = [p.add(api.add_job().id) for _ in range(5)]
+        await p.gather(*handles)
+        assert round(anyio.current_time(), 9) == 1.8
+    assert [round(r.time, 9) for r in api.requests] == [n / 5 for n in range(10)]
+    assert {r.status_code for r in api.requests} == {200}
+    assert [api.count(job_id=h.job_id) for h in handles] == [2] * 5
+    assert (p.statistics().requests, p.statistics().throttled) == (10, 0)
+
+
+@pytest.mark.timeout(20)
+async def test_polls_paced_by_a_budget_off_the_clock_s_grid_end() -> None:
+    """3 jobs behind 3 requests/s in bursts of 5: the budgets' rates are kept, and all end.
+
+    Regression: the second answer's budget, ``RateLimit-Remaining: 3`` and
+    ``RateLimit-Reset: 0.667``, spreads requests at one every 0.2223333... s, a slot
+    between looptime's 1 ns steps; the host's limiter woke at the step before it, found
+    its token a hair short and slept again at the same instant, for ever.
+    """
+    api = make_api("status", rate_limit=asyncpoll.RateLimit(3, burst=5), pending=0.0, duration=2.0)
+    async with api.client() as client, poller(api, client) as p:
+        handles = [p.add(api.add_job().id) for _ in range(3)]
+        await p.gather(*handles)
+    times = [0.0, 0.0, 0.222333333, 1.0, 1.0835, 1.278166667, 2.0, 2.0835, 2.278166667]
+    assert [round(r.time, 9) for r in api.requests] == times
+    assert {r.status_code for r in api.requests} == {200}
+    assert [api.count(job_id=h.job_id) for h in handles] == [3] * 3
+    assert (p.statistics().requests, p.statistics().throttled) == (9, 0)
+
+
 async def test_the_bearer_token_is_required() -> None:
     """Without the token the answer is 401 (the job ends ERRORED); with it, the job runs."""
     api = make_api("bearer", token="s3cret", pending=0.0, duration=1.0)
