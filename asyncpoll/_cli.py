@@ -40,7 +40,25 @@ __all__ = ["main", "parse_header", "parse_reader", "parse_schedule"]
 
 PROG = "asyncpoll"
 #: asyncpoll.testing.SHAPES's names (not imported: the base install lacks Starlette).
-SHAPE_NAMES = ("status", "envelope", "location", "pages", "bearer", "celery", "ray", "github")
+SHAPE_NAMES = (
+    "status",
+    "envelope",
+    "location",
+    "pages",
+    "bearer",
+    "celery",
+    "ray",
+    "github",
+    "prefect",
+    "airflow",
+    "azure",
+    "google",
+    "openai",
+    "replicate",
+    "jenkins",
+    "argo",
+    "rq",
+)
 INSTALL_CLI = "pip install 'asyncpoll[cli]'"
 
 #: Exit codes.
@@ -645,6 +663,8 @@ def _serve_fake(args: argparse.Namespace) -> int:
             print(f"  create: POST {url}{shape.create_url}", file=out)
             print(f"  status: GET {url}{shape.status_url}", file=out)
             print(f"  cancel: {shape.cancel_method} {url}{shape.cancel_url}", file=out)
+            if shape.cancel_json is not None:
+                print(f"    with the JSON body {json.dumps(shape.cancel_json)}", file=out)
             if api.token is not None:
                 print(f"  every request needs -H 'Authorization: Bearer {api.token}'", file=out)
             if args.jobs:

@@ -147,9 +147,13 @@ async def run_demo(
             **api.poller_options(),
         )
         async with poller:
-            if shape == "github":
-                # A workflow dispatch answers 204 with no run id: make the runs directly.
-                handles = [poller.add(api.add_job().id) for _ in range(jobs)]
+            if shape in ("github", "google", "argo", "jenkins"):
+                # A workflow dispatch answers 204 with no run id, Google and Argo name their
+                # jobs in fields submit() does not read, and a Jenkins trigger answers with
+                # a queue item: make the jobs directly (Jenkins builds once they run, since
+                # a queued build has no page yet).
+                pending = 0.0 if shape == "jenkins" else None
+                handles = [poller.add(api.add_job(pending=pending).id) for _ in range(jobs)]
             else:
                 handles = await poller.submit_many(
                     api.shape.create_url,

@@ -106,11 +106,17 @@ class HostGate:
         """
         clock = self._clock
         # A loop: a 429 that arrives while we sleep can push the cool-down further out.
-        while self.paused_until > clock.now():
-            if self.paused_until >= deadline:
+        # A sleep that ran its course reached its end, even where the clock reads a hair
+        # below the float it was asked for (asyncio runs a timer up to its clock's
+        # resolution early; a virtual clock on a grid of steps then reads the step
+        # before it): else the loop would sleep again at the same instant, for ever.
+        slept_to = -math.inf
+        while (until := self.paused_until) > max(clock.now(), slept_to):
+            if until >= deadline:
                 await clock.sleep_until(deadline)
                 return False
-            await clock.sleep_until(self.paused_until)
+            await clock.sleep_until(until)
+            slept_to = until
         rate_deadline = deadline if rate_deadline is None else rate_deadline
         if self._limiter is not None and not await self._limiter.acquire(rate_deadline):
             return False

@@ -98,6 +98,12 @@ class Limiter:
         me = _Waiter()
         queue.append(me)
         self.waiting += 1
+        # A sleep that ran its course reached its end, even where the clock reads a hair
+        # below the float it was asked for (asyncio runs a timer up to its clock's
+        # resolution early; a virtual clock on a grid of steps then reads the step
+        # before it): else the head would find its token a hair short and sleep again
+        # at the same instant, for ever.
+        slept_to = -math.inf
         try:
             while not me.granted:
                 if queue[0] is not me:
@@ -106,7 +112,7 @@ class Limiter:
                     continue
                 # The head grants every token that has accrued, in queue order, so one
                 # timer wake-up serves a batch at high rates.
-                now = clock.now()
+                now = max(clock.now(), slept_to)
                 for _ in range(bucket.take_up_to(now, len(queue))):
                     waiter = queue.popleft()
                     waiter.granted = True
@@ -127,6 +133,7 @@ class Limiter:
                         break
                     return False
                 await clock.sleep_until(at)
+                slept_to = at
             return True
         finally:
             self.waiting -= 1

@@ -177,12 +177,14 @@ class Sender:
             return False
         if gate is not None:
             clock = self.clock
-            while (until := gate.paused_until) > clock.now():
+            slept_to = -math.inf  # a sleep that ran its course reached its end (see wait())
+            while (until := gate.paused_until) > max(clock.now(), slept_to):
                 # Announced while we waited for a slot: the slot is spent, the pause holds.
                 if until >= bound:
                     await clock.sleep_until(bound)
                     return False
                 await clock.sleep_until(until)
+                slept_to = until
         return True
 
     def feedback(self, url: str, response: Response, gate: HostGate | None = None) -> float | None:

@@ -188,12 +188,12 @@ def test_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["finish -> noticed"][0] == "p50"
 
 
-@pytest.mark.parametrize("shape", ["envelope", "github"])
+@pytest.mark.parametrize("shape", ["envelope", "github", "prefect", "jenkins"])
 def test_demo_on_other_shapes(capsys: pytest.CaptureFixture[str], shape: str) -> None:
     code, out, err = run(capsys, "demo", "--jobs", "8", "--no-progress", "--shape", shape)
     assert code == 0, err
     assert f"(shape '{shape}')" in out
-    creates = "(0 creates" if shape == "github" else "(8 creates"
+    creates = "(0 creates" if shape in ("github", "jenkins") else "(8 creates"
     assert creates in out
 
 

@@ -20,6 +20,8 @@ from conftest import FakeJobAPI, job, rel
 import asyncpoll
 from asyncpoll import AnyioClock, RateLimit
 from asyncpoll._hosts import MIN_RATE, RECOVERY, HostGate
+from asyncpoll._policy import Pacing
+from asyncpoll._send import Sender
 
 
 class ManualClock:
@@ -353,6 +355,47 @@ async def test_pause_extended_while_waiting_is_honoured() -> None:
         gate.on_throttled(1.0, 5.0)  # a request sent before the pause comes back throttled
         assert gate.paused_until == 6.0
     assert passed == [6.0]
+
+
+# A regression of these spins at one virtual instant, where no virtual bound can end it:
+# pytest-timeout's watchdog ends the run instead, sooner than the default 60 s.
+@pytest.mark.anyio
+@pytest.mark.timeout(20)
+async def test_a_pause_ending_between_clock_steps_is_waited_out() -> None:
+    """A pause until 0.4 + 0.2 = 0.6000000000000001 ends, at 0.6 to the nanosecond.
+
+    asyncio runs a timer up to its clock's resolution (1 ns) early, and looptime's clock,
+    on a grid of 1 ns steps, reads 0.6 when the sleep ends: a gate that compared the
+    clock with the pause again slept for 1e-16 s at 0.6, for ever.
+    """
+    gate = HostGate("api.test", None, AnyioClock())
+    await anyio.sleep_until(0.4)
+    gate.on_budget(0.4, 0, 0.2)
+    assert gate.paused_until == 0.4 + 0.2 > 0.6
+    assert await _wait_times(gate, 2) == [pytest.approx(0.6, abs=1e-9)] * 2
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(20)
+async def test_admit_waits_out_a_pause_ending_between_clock_steps() -> None:
+    """A pause announced while a request waits for the poller's rate slot, ending off the
+    clock's grid (0.4 + 0.8 = 1.2000000000000002), holds it until 1.2, and then ends."""
+    sender = Sender(None, AnyioClock(), RateLimit(1), None, Pacing(), (), None, 1)  # type: ignore[arg-type]
+    url = "https://api.test/jobs/1"
+    gate = sender.gate_for(url)
+    assert await sender.admit(url, math.inf) is True
+    passed: list[float] = []
+
+    async def second() -> None:
+        assert await sender.admit(url, math.inf) is True
+        passed.append(anyio.current_time())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(second)
+        await anyio.sleep_until(0.4)
+        gate.on_budget(0.4, 0, 0.8)  # announced while the second waits for its slot at 1.0
+    assert gate.paused_until == 0.4 + 0.8 > 1.2
+    assert passed == [pytest.approx(1.2, abs=1e-9)]
 
 
 # --- server budgets ------------------------------------------------------------------

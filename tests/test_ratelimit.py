@@ -661,6 +661,26 @@ async def test_limiter_runs_its_token_bucket() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.timeout(20)  # a regression spins at one virtual instant: end the run sooner
+async def test_limiter_reaches_slots_between_clock_steps() -> None:
+    """At 9/s the slots (1/9 s apart) fall between looptime's 1 ns steps; each is reached
+    on time, and the times do not drift.
+
+    asyncio runs a timer up to its clock's resolution (1 ns) early, so a sleep to a slot
+    ended with the clock on the step before it: the token was short by up to 9e-9, more
+    than the bucket's slack, and the limiter slept again for less than a nanosecond at
+    that instant, for ever.
+    """
+    limiter = _limiter(RateLimit(9))
+    times = []
+    for _ in range(10):
+        assert await limiter.acquire() is True
+        times.append(anyio.current_time())
+    assert times == pytest.approx([k / 9 for k in range(10)], abs=1e-9)
+    assert limiter.granted == 10
+
+
+@pytest.mark.anyio
 async def test_limiter_grants_burst_then_spaced_in_fifo_order() -> None:
     """N concurrent acquirers get exact grant times, in the order they asked."""
     limiter = _limiter(RateLimit(4, burst=2))

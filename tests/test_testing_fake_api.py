@@ -40,6 +40,9 @@ pytestmark = pytest.mark.anyio
 
 EVERY_SECOND = asyncpoll.fixed(1.0)
 
+#: The ``@type`` of the fake Google operation's response.
+GOOGLE_RESPONSE_TYPE = "type.googleapis.com/google.cloud.speech.v1.LongRunningRecognizeResponse"
+
 
 def make_api(shape: str = "status", **options: Any) -> FakeJobAPI:
     """A fake API on the event loop's clock: 2 s pending, then 5 s running."""
@@ -59,13 +62,26 @@ async def create(
     api: FakeJobAPI, client: httpx.AsyncClient, p: asyncpoll.TaskPoller, body: Any
 ) -> asyncpoll.JobHandle:
     """Create a job the shape's way and poll it: submit(), or for GitHub a dispatch, then
-    the newest run from the run list (a dispatch answers 204 with no id)."""
-    if api.shape.name != "github":
+    the newest run from the run list (a dispatch answers 204 with no id); a Google
+    operation's ``name`` and an Argo workflow's ``metadata.name`` are fields submit()
+    does not look for, so those are created with the client and added."""
+    shape = api.shape.name
+    if shape in ("google", "argo"):
+        created = (await client.post(api.shape.create_url, json=body)).json()
+        return p.add(created["name"] if shape == "google" else created["metadata"]["name"])
+    if shape != "github":
         return await p.submit(api.shape.create_url, json=body)
     dispatched = await client.post(api.shape.create_url, json=body)
     assert dispatched.status_code == 204
     runs = (await client.get("/repos/acme/app/actions/runs")).json()
     return p.add(str(runs["workflow_runs"][0]["id"]))
+
+
+#: Shapes whose jobs are created with the client, not submit().
+MANUAL = ("github", "google", "argo")
+
+#: Jenkins' builds have no page while queued: it has its own tests.
+POLLED_FROM_CREATION = [s for s in SHAPES if s != "jenkins"]
 
 
 def check_result(api: FakeJobAPI, job: FakeJob, body: Any, result: Any) -> None:
@@ -81,14 +97,30 @@ def check_result(api: FakeJobAPI, job: FakeJob, body: Any, result: Any) -> None:
     elif shape == "github":  # the whole run
         assert (result["status"], result["conclusion"]) == ("completed", "success")
         assert result["id"] == int(job.id)
-    else:
+    elif shape == "prefect":  # the whole flow run (results live in result storage)
+        assert (result["id"], result["state"]["type"]) == (job.id, "COMPLETED")
+    elif shape == "airflow":  # the whole DAG run
+        assert (result["dag_run_id"], result["state"]) == (job.id, "success")
+    elif shape == "azure":  # the monitor's resourceLocation
+        assert result == f"{BASE_URL}/conversions/{job.id}?api-version=2023-03-01-preview"
+    elif shape == "google":  # the operation's response
+        assert result == {"@type": GOOGLE_RESPONSE_TYPE, "job_id": job.id, "input": body}
+    elif shape == "openai":  # the whole batch
+        assert (result["id"], result["status"]) == (job.id, "completed")
+        assert result["output_file_id"] == f"file-{job.id}"
+    elif shape == "argo":  # the whole workflow
+        assert (result["metadata"]["name"], result["status"]["phase"]) == (job.id, "Succeeded")
+        assert result["status"]["progress"] == "2/2"
+    elif shape == "jenkins":  # the whole build
+        assert (result["number"], result["result"]) == (int(job.id), "SUCCESS")
+    else:  # the result field: replicate's output, rq's result, ...
         assert result == {"job_id": job.id, "input": body}
 
 
 # ---------------------------------------------------------------- every shape
 
 
-@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("shape", POLLED_FROM_CREATION)
 async def test_every_shape_succeeds_with_the_default_reader(shape: str) -> None:
     """A job pending 2 s and running 5 s is polled at 0..7 s and resolves to its result."""
     api = make_api(shape)
@@ -113,19 +145,25 @@ async def test_every_shape_succeeds_with_the_default_reader(shape: str) -> None:
     assert creates[0].job_id == handle.job_id
     extra = 1 if shape == "github" else 0  # the run list
     assert api.count() == 1 + 8 + extra
-    assert p.statistics().requests == 1 + 8 - (1 if shape == "github" else 0)
+    assert p.statistics().requests == 1 + 8 - (1 if shape in MANUAL else 0)
 
 
-@pytest.mark.parametrize("shape", [s for s in SHAPES if s != "github"])
+#: The shapes whose failed jobs carry no error text, and what JobFailed says instead.
+NO_ERROR_TEXT = {"airflow": "the server gave no error text"}
+
+
+@pytest.mark.parametrize("shape", [s for s in POLLED_FROM_CREATION if s != "github"])
 async def test_every_shape_reports_failures(shape: str) -> None:
-    """With failure_rate=1 every job fails, and JobFailed quotes the API's error text."""
+    """With failure_rate=1 every job fails, and JobFailed quotes the API's error text
+    (an Airflow DAG run carries none, and JobFailed says so)."""
     api = make_api(shape, failure_rate=1.0, pending=0.0, duration=2.0)
     async with api.client() as client, poller(api, client) as p:
         handle = await create(api, client, p, None)
         with pytest.raises(asyncpoll.JobFailed) as caught:
             await handle
         assert anyio.current_time() == 2.0
-    assert f"simulated failure of job {handle.job_id}" in str(caught.value)
+    expected = NO_ERROR_TEXT.get(shape, f"simulated failure of job {handle.job_id}")
+    assert expected in str(caught.value)
     assert api.job(handle.job_id).outcome == "failed"
 
 
@@ -138,24 +176,46 @@ async def test_a_github_run_that_fails_ends_with_its_conclusion() -> None:
             await handle
 
 
-@pytest.mark.parametrize("shape", list(SHAPES))
+#: How a cancel 3 s into a running job ends, where it is not at once and cancelled: the
+#: handle's state, what the cancel answered, and when the job ended on the server.
+CANCELS: dict[str, tuple[JobState, int, float]] = {
+    # set_state CANCELLING (201): the run is CANCELLING, then CANCELLED a second later.
+    "prefect": (JobState.CANCELLED, 201, 4.0),
+    # Airflow has no cancelled state: PATCH {"state": "failed"} ends the run failed.
+    "airflow": (JobState.FAILED, 200, 3.0),
+    # An OpenAI batch is cancelling, then cancelled.
+    "openai": (JobState.CANCELLED, 200, 4.0),
+    # argo stop ends the workflow Failed, "Stopped with strategy 'Stop'".
+    "argo": (JobState.FAILED, 200, 3.0),
+}
+
+
+@pytest.mark.parametrize("shape", POLLED_FROM_CREATION)
 async def test_every_shape_cancels_on_the_server(shape: str) -> None:
-    """cancel_remote() 3 s in sends the shape's cancel request and ends the job cancelled."""
+    """cancel_remote() 3 s in sends the shape's cancel request, and the job ends as the
+    system ends it: cancelled for most, failed for Airflow and Argo."""
     api = make_api(shape)
+    state, code, ended = CANCELS.get(shape, (JobState.CANCELLED, 0, 3.0))
     async with api.client() as client, poller(api, client) as p:
         handle = await create(api, client, p, {"n": 1})
         await anyio.sleep(3.0)
         assert handle.state is JobState.RUNNING
-        assert await handle.cancel_remote() is True
-        with pytest.raises(asyncpoll.JobCancelled):
+        assert await handle.cancel_remote() is (state is JobState.CANCELLED)
+        with pytest.raises(
+            asyncpoll.JobCancelled if state is JobState.CANCELLED else asyncpoll.JobFailed
+        ):
             await handle
     job = api.job(handle.job_id)
-    assert (job.outcome, job.finished_at) == ("cancelled", 3.0)
+    outcome = "failed" if shape == "airflow" else "cancelled"
+    assert (job.outcome, job.finished_at) == (outcome, ended)
     (cancel,) = api.find(
         api.shape.cancel_method, api.shape.cancel_url.split("?")[0].format(job_id=handle.job_id)
     )
     assert cancel.time == 3.0
     assert cancel.status_code is not None and 200 <= cancel.status_code < 300
+    if code:
+        assert cancel.status_code == code
+    assert cancel.json == api.shape.cancel_json
     assert cancel.job_id == handle.job_id
 
 
@@ -183,6 +243,178 @@ async def test_location_results_are_fetched_after_the_303() -> None:
         (2.0, "/v1/jobs/1", 303),
         (2.0, "/v1/jobs/1/result", 200),
     ]
+
+
+# ---------------------------------------------------------------- the job systems' details
+
+
+def queue_item(response: asyncpoll.Response) -> asyncpoll.Status:
+    """A Jenkins queue item, read as in docs/job-systems.md: done once it names its build."""
+    item = response.json()
+    if item.get("cancelled"):
+        return asyncpoll.Status(JobState.CANCELLED, error=item.get("why"))
+    if item.get("executable"):
+        return asyncpoll.Status(JobState.SUCCEEDED, result=item["executable"]["url"])
+    return asyncpoll.Status(JobState.PENDING)
+
+
+async def jenkins_build(
+    api: FakeJobAPI, client: httpx.AsyncClient, p: asyncpoll.TaskPoller
+) -> asyncpoll.JobHandle:
+    """Trigger a build (201 with the queue item's URL), wait for the queue item to name
+    the build, and poll the build."""
+    queued = await client.post(api.shape.create_url, params={"ENV": "staging"})
+    assert queued.status_code == 201
+    item = queued.headers["Location"]
+    async with asyncpoll.TaskPoller(client=client, reader=queue_item, schedule=EVERY_SECOND) as q:
+        build = await q.add(item.rstrip("/").rsplit("/", 1)[1], url=item + "api/json")
+    assert build == f"{BASE_URL}/job/deploy/1/"
+    return p.add(build.rstrip("/").rsplit("/", 1)[1])
+
+
+async def test_a_jenkins_build_leaves_the_queue_then_succeeds() -> None:
+    """The queue item names build 1 at 2 s (its page is 404 until then); the build is
+    polled 2..7 s and resolves to the whole build; its console has the result."""
+    api = make_api("jenkins")
+    async with api.client() as client, poller(api, client) as p:
+        handle = await jenkins_build(api, client, p)
+        build = await handle
+        assert anyio.current_time() == 7.0
+        console = await client.get(api.shape.result_url.format(job_id="1"))
+    job = api.job("1")
+    check_result(api, job, None, build)
+    assert (build["building"], build["duration"], build["queueId"]) == (False, 5000, 1731)
+    assert [r.time for r in api.find("GET", "/queue/item/1731/api/json")] == [0.0, 1.0, 2.0]
+    polls = api.find("GET", "/job/deploy/1/api/json")
+    assert [r.time for r in polls] == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    assert console.text.endswith("Finished: SUCCESS\n")
+    assert '{"job_id": "1", "input": null}' in console.text
+
+
+async def test_a_jenkins_build_that_fails_names_its_result() -> None:
+    """A failed build carries no error text: JobFailed names "result 'FAILURE'"."""
+    api = make_api("jenkins", failure_rate=1.0)
+    async with api.client() as client, poller(api, client) as p:
+        handle = await jenkins_build(api, client, p)
+        with pytest.raises(asyncpoll.JobFailed, match="result 'FAILURE'"):
+            await handle
+
+
+async def test_a_jenkins_stop_answers_302_and_aborts_the_build() -> None:
+    """stop answers 302 Found to the build's page, which cancel_remote() takes as
+    accepted; the build ends ABORTED: the handle is cancelled."""
+    api = make_api("jenkins")
+    async with api.client() as client, poller(api, client) as p:
+        handle = await jenkins_build(api, client, p)
+        await anyio.sleep(1.0)
+        assert await handle.cancel_remote() is True
+        with pytest.raises(asyncpoll.JobCancelled):
+            await handle
+        build = (await client.get(api.shape.status_url.format(job_id="1"))).json()
+    assert (build["result"], build["building"]) == ("ABORTED", False)
+    (stop,) = api.find("POST", "/job/deploy/1/stop")
+    assert (stop.time, stop.status_code) == (3.0, 302)
+    assert api.job("1").finished_at == 3.0
+
+
+async def test_winding_down_systems_report_their_cancelling_state() -> None:
+    """Prefect's run is CANCELLING and OpenAI's batch cancelling for a second after the
+    cancel, then CANCELLED and cancelled; Replicate's prediction is canceled at once."""
+    api = {name: make_api(name, pending=0.0) for name in ("prefect", "openai", "replicate")}
+    docs: dict[str, list[Any]] = {}
+    for name, fake in api.items():
+        async with fake.client() as client:
+            created = (await client.post(fake.shape.create_url, json={})).json()
+            url = fake.shape.status_url.format(job_id=created["id"])
+            await anyio.sleep(1.0)
+            cancel = fake.shape.cancel_url.format(job_id=created["id"])
+            assert (await client.post(cancel, json=fake.shape.cancel_json)).is_success
+            seen = []
+            for _ in range(2):
+                doc = (await client.get(url)).json()
+                seen.append(doc["state"]["type"] if name == "prefect" else doc["status"])
+                await anyio.sleep(1.0)
+            docs[name] = seen
+    assert docs == {
+        "prefect": ["CANCELLING", "CANCELLED"],
+        "openai": ["cancelling", "cancelled"],
+        "replicate": ["canceled", "canceled"],
+    }
+
+
+async def test_the_job_systems_documents_as_they_go() -> None:
+    """Each new system's document while a job is queued, half done and cancelled."""
+    words: dict[str, list[Any]] = {}
+    for name in ("airflow", "azure", "google", "openai", "argo", "rq"):
+        fake = make_api(name, duration=4.0)
+        job = fake.add_job()
+        url = fake.shape.status_url.format(job_id=job.id)
+        seen: list[Any] = []
+        async with fake.client() as client:
+            for at in (1.0, 4.0):  # queued for 2 s, then 2 s into 4 s of running
+                await anyio.sleep_until(job.created_at + at)
+                doc = (await client.get(url)).json()
+                seen.append(
+                    {
+                        "airflow": lambda d: d["state"],
+                        "azure": lambda d: d["status"],
+                        "google": lambda d: (d.get("done"), d["metadata"].get("progressPercent")),
+                        "openai": lambda d: (d["status"], d["request_counts"]["completed"]),
+                        "argo": lambda d: (d["status"]["phase"], d["status"]["progress"]),
+                        "rq": lambda d: (d["status"], d["progress"]),
+                    }[name](doc)
+                )
+            fake._store.cancel(job.id, anyio.current_time())  # ended at once, as a stop does
+            doc = (await client.get(url)).json()
+            seen.append(
+                {
+                    "airflow": lambda d: d["state"],
+                    "azure": lambda d: (d["status"], d["error"]["code"]),
+                    "google": lambda d: (d["done"], d["error"]["code"]),
+                    "openai": lambda d: d["status"],
+                    "argo": lambda d: (d["status"]["phase"], d["status"]["message"]),
+                    "rq": lambda d: d["status"],
+                }[name](doc)
+            )
+        words[name] = seen
+    assert words == {
+        "airflow": ["queued", "running", "failed"],
+        "azure": ["NotStarted", "Running", ("Canceled", "Canceled")],
+        "google": [(None, None), (None, 50), (True, 1)],
+        "openai": [("validating", 0), ("in_progress", 15), "cancelled"],
+        "argo": [
+            ("Pending", "0/2"),
+            ("Running", "1/2"),
+            ("Failed", "Stopped with strategy 'Stop'"),
+        ],
+        "rq": [("queued", None), ("started", 50), "stopped"],
+    }
+
+
+async def test_result_documents_of_the_job_systems() -> None:
+    """Azure's resourceLocation, Airflow's return_value XCom and OpenAI's output file
+    hold a succeeded job's result; before that they are 404."""
+    body = {"n": 7}
+    found = {}
+    for name in ("azure", "airflow", "openai"):
+        fake = make_api(name, pending=0.0, duration=1.0)
+        async with fake.client() as client:
+            created = await client.post(fake.shape.create_url, json=body)
+            job_id = next(iter(fake.jobs))
+            assert created.is_success
+            url = fake.shape.result_url.format(job_id=job_id)
+            early = await client.get(url)
+            await anyio.sleep(1.0)
+            late = await client.get(url)
+        assert early.status_code in (404, 409)
+        found[name] = late.json() if name != "openai" else json.loads(late.text)
+        expected = {"job_id": job_id, "input": body}
+        if name == "airflow":
+            assert found[name]["value"] == expected
+        elif name == "openai":
+            assert found[name]["response"] == {"status_code": 200, "body": expected}
+        else:
+            assert found[name] == expected
 
 
 async def test_progress_grows_while_a_job_runs() -> None:
@@ -421,6 +653,49 @@ async def test_the_poller_waits_out_the_rate_limit() -> None:
     for i, start in enumerate(passed):
         for j in range(i, len(passed)):
             assert j - i + 1 <= 2 + 2 * (passed[j] - start) + 1e-6
+
+
+# A regression of either spins at one virtual instant, where no virtual bound can end
+# it: pytest-timeout's watchdog ends the run instead, sooner than the default 60 s.
+@pytest.mark.timeout(20)
+async def test_polls_paced_by_an_empty_budget_end() -> None:
+    """5 jobs behind 5 requests/s pass one every 0.2 s, twice each, and end at 1.8 s.
+
+    Regression: from the third answer on, each says ``RateLimit-Remaining: 0`` and
+    ``RateLimit-Reset: 0.2``, pausing the host until 0.4 + 0.2 = 0.6000000000000001.
+    asyncio runs a timer up to its clock's resolution (1 ns) early, and looptime's clock,
+    on a grid of 1 ns steps, read 0.6 when the sleep ended: the host's gate slept again
+    for 1e-16 s at 0.6, for ever (trio's MockClock lands on the float itself).
+    """
+    api = make_api("status", rate_limit=5, pending=0.0, duration=1.0)
+    async with api.client() as client, poller(api, client) as p:
+        handles = [p.add(api.add_job().id) for _ in range(5)]
+        await p.gather(*handles)
+        assert round(anyio.current_time(), 9) == 1.8
+    assert [round(r.time, 9) for r in api.requests] == [n / 5 for n in range(10)]
+    assert {r.status_code for r in api.requests} == {200}
+    assert [api.count(job_id=h.job_id) for h in handles] == [2] * 5
+    assert (p.statistics().requests, p.statistics().throttled) == (10, 0)
+
+
+@pytest.mark.timeout(20)
+async def test_polls_paced_by_a_budget_off_the_clock_s_grid_end() -> None:
+    """3 jobs behind 3 requests/s in bursts of 5: the budgets' rates are kept, and all end.
+
+    Regression: the second answer's budget, ``RateLimit-Remaining: 3`` and
+    ``RateLimit-Reset: 0.667``, spreads requests at one every 0.2223333... s, a slot
+    between looptime's 1 ns steps; the host's limiter woke at the step before it, found
+    its token a hair short and slept again at the same instant, for ever.
+    """
+    api = make_api("status", rate_limit=asyncpoll.RateLimit(3, burst=5), pending=0.0, duration=2.0)
+    async with api.client() as client, poller(api, client) as p:
+        handles = [p.add(api.add_job().id) for _ in range(3)]
+        await p.gather(*handles)
+    times = [0.0, 0.0, 0.222333333, 1.0, 1.0835, 1.278166667, 2.0, 2.0835, 2.278166667]
+    assert [round(r.time, 9) for r in api.requests] == times
+    assert {r.status_code for r in api.requests} == {200}
+    assert [api.count(job_id=h.job_id) for h in handles] == [3] * 3
+    assert (p.statistics().requests, p.statistics().throttled) == (9, 0)
 
 
 async def test_the_bearer_token_is_required() -> None:

@@ -81,8 +81,12 @@ class FakeJobAPI:
     Args:
         shape: the API's shape: ``"status"``, ``"envelope"``, ``"location"``, ``"pages"``
             and ``"bearer"`` (the README's five), or the job systems ``"celery"`` (Flower),
-            ``"ray"`` (Ray Jobs) and ``"github"`` (Actions runs). ``api.shape`` has its
-            URLs.
+            ``"ray"`` (Ray Jobs), ``"github"`` (Actions runs), ``"prefect"`` (flow runs),
+            ``"airflow"`` (DAG runs), ``"azure"`` (status monitors), ``"google"``
+            (long-running operations), ``"openai"`` (batches), ``"replicate"``
+            (predictions), ``"jenkins"`` (builds), ``"argo"`` (workflows) and ``"rq"`` (a
+            user's own endpoint over RQ). AWS has none: its jobs are read through boto3
+            (signed requests), not a URL. ``api.shape`` has its URLs.
         duration: each job's running time, in seconds: a number, a ``(low, high)`` range
             drawn uniformly, or a function of a ``random.Random`` returning seconds.
         pending: each job's time queued before it runs, in seconds, in the same forms.
@@ -261,7 +265,8 @@ class FakeJobAPI:
         """``TaskPoller`` keyword arguments for this API's shape.
 
         ``status_url``, ``cancel_url`` and ``cancel_method`` (URLs relative to the API's
-        base), and ``headers`` when a token is set:
+        base), ``cancel_json`` when the shape's cancel carries a body (Prefect's state,
+        Airflow's ``{"state": "failed"}``), and ``headers`` when a token is set:
         ``TaskPoller(client=api.client(), **api.poller_options())``.
         """
         options: dict[str, Any] = {
@@ -269,6 +274,8 @@ class FakeJobAPI:
             "cancel_url": self.shape.cancel_url,
             "cancel_method": self.shape.cancel_method,
         }
+        if self.shape.cancel_json is not None:
+            options["cancel_json"] = self.shape.cancel_json
         if self.token is not None:
             options["headers"] = self.headers
         return options

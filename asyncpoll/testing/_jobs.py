@@ -220,13 +220,24 @@ class JobStore:
         self.jobs[job_id] = job
         return job
 
-    def cancel(self, job_id: str, now: float) -> bool:
-        """Cancel the job at ``now``; False when it had already ended."""
+    def cancel(
+        self, job_id: str, now: float, *, after: float = 0.0, outcome: Outcome = "cancelled"
+    ) -> bool:
+        """Cancel the job at ``now``; False when it had already ended.
+
+        ``after``: the job ends ``after`` seconds later (a system that winds a job down,
+        ``cancelling`` meanwhile); ``outcome``: how it ends (a system whose stop ends a
+        job ``failed``).
+        """
         job = self.jobs[job_id]
         if job.done(now):
             return False
-        self.jobs[job_id] = attrs.evolve(job, outcome="cancelled", finished_at=now)
+        self.jobs[job_id] = attrs.evolve(job, outcome=outcome, finished_at=now + after)
         return True
+
+    def stopping(self, job: FakeJob, now: float) -> bool:
+        """True while a cancel given a wind-down (``cancel(after=...)``) has not ended it."""
+        return job.outcome == "cancelled" and not job.done(now)
 
     def delete(self, job_id: str) -> None:
         """Forget the job (its record is deleted on the server)."""
@@ -236,6 +247,20 @@ class JobStore:
 def uuid_id(index: int, rng: random.Random) -> str:
     """A random UUID (version 4) drawn from ``rng``: Celery's task ids."""
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def hex_id(prefix: str, length: int) -> Callable[[int, random.Random], str]:
+    """Ids of ``prefix`` and ``length`` lower-case hex digits drawn from the id ``rng``."""
+
+    def make(index: int, rng: random.Random) -> str:
+        return prefix + "".join(rng.choice("0123456789abcdef") for _ in range(length))
+
+    return make
+
+
+def replicate_id(index: int, rng: random.Random) -> str:
+    """26 lower-case letters and digits drawn from ``rng``: Replicate's prediction ids."""
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(26))
 
 
 def ray_id(index: int, rng: random.Random) -> str:
