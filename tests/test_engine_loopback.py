@@ -54,7 +54,7 @@ class ScriptServer(ThreadingHTTPServer):
         self.scripts: dict[str, list[Reply]] = {}
         self.seen: dict[str, int] = {}
         self.log: list[tuple[float, str, str]] = []
-        self.sent: list[tuple[float, str, int]] = []  # (time written, path, status)
+        self.sent: list[tuple[float, str, int]] = []  # (time the answer began, path, status)
         self.lock = threading.Lock()
 
     @property
@@ -90,6 +90,9 @@ class ScriptHandler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         code, headers, body = self.server.next_reply(self.command, self.path)
+        # Stamped before writing: the client cannot read the answer earlier than this, so a
+        # pause it starts on reading is measured from no later than the stamp.
+        started = time.monotonic()
         self.send_response(code)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -98,7 +101,7 @@ class ScriptHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.wfile.flush()
         with self.server.lock:
-            self.server.sent.append((time.monotonic(), self.path, code))
+            self.server.sent.append((started, self.path, code))
 
     do_GET = do_POST = do_DELETE = _answer
 
