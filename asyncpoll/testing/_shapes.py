@@ -122,6 +122,14 @@ def _status_doc(ctx: Context, job: FakeJob, now: float) -> dict[str, Any]:
     return {"id": job.id, "status": "cancelled", "message": "cancelled at the caller's request"}
 
 
+def _lookup(ctx: Context, request: Request, key: str = "job_id") -> tuple[str, FakeJob | None]:
+    """The job a request names by its path parameter ``key`` (None if unknown), noted
+    in the request log."""
+    job_id = request.path_params[key]
+    _note(request, job_id)
+    return job_id, ctx.store.jobs.get(job_id)
+
+
 def _not_found(job_id: str) -> JSONResponse:
     return _json({"error": {"code": "not_found", "message": f"no job {job_id!r}"}}, 404)
 
@@ -135,17 +143,14 @@ def _routes_status(ctx: Context) -> list[BaseRoute]:
         return _json(_status_doc(ctx, job, _now(request)), 201, Location=f"/jobs/{job.id}")
 
     async def status(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        job = store.jobs.get(job_id)
+        job_id, job = _lookup(ctx, request)
         if job is None:
             return _not_found(job_id)
         return _json(_status_doc(ctx, job, _now(request)))
 
     async def cancel(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        if job_id not in store.jobs:
+        job_id, job = _lookup(ctx, request)
+        if job is None:
             return _not_found(job_id)
         now = _now(request)
         if not store.cancel(job_id, now):
@@ -271,9 +276,7 @@ def _routes_location(ctx: Context) -> list[BaseRoute]:
         return Response(status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
     async def status(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        job = store.jobs.get(job_id)
+        job_id, job = _lookup(ctx, request)
         if job is None:
             return _not_found(job_id)
         now = _now(request)
@@ -289,9 +292,8 @@ def _routes_location(ctx: Context) -> list[BaseRoute]:
         return _json({"status": "cancelled"})
 
     async def cancel(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        if job_id not in store.jobs:
+        job_id, job = _lookup(ctx, request)
+        if job is None:
             return _not_found(job_id)
         if not store.cancel(job_id, _now(request)):
             return _json({"error": "the job has already finished"}, 409)
@@ -349,17 +351,14 @@ def _routes_pages(ctx: Context) -> list[BaseRoute]:
         return _json(_pages_doc(ctx, job, _now(request), base(request)), 202)
 
     async def status(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        job = store.jobs.get(job_id)
+        job_id, job = _lookup(ctx, request)
         if job is None:
             return _not_found(job_id)
         return _json(_pages_doc(ctx, job, _now(request), base(request)))
 
     async def cancel(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        if job_id not in store.jobs:
+        job_id, job = _lookup(ctx, request)
+        if job is None:
             return _not_found(job_id)
         now = _now(request)
         accepted = store.cancel(job_id, now)
@@ -414,17 +413,14 @@ def _routes_bearer(ctx: Context) -> list[BaseRoute]:
         return _json(_bearer_doc(ctx, job, _now(request)), 202)
 
     async def status(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        job = store.jobs.get(job_id)
+        job_id, job = _lookup(ctx, request)
         if job is None:
             return _not_found(job_id)
         return _json(_bearer_doc(ctx, job, _now(request)))
 
     async def cancel(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        if job_id not in store.jobs:
+        job_id, job = _lookup(ctx, request)
+        if job is None:
             return _not_found(job_id)
         now = _now(request)
         accepted = store.cancel(job_id, now)
@@ -480,18 +476,15 @@ def _routes_celery(ctx: Context) -> list[BaseRoute]:
         return _json({"task-id": job.id, "state": "PENDING"})
 
     async def result(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        job = store.jobs.get(job_id)
+        job_id, job = _lookup(ctx, request)
         if job is None:
             # Celery cannot tell an unknown id from a queued task: it answers PENDING.
             return _json({"task-id": job_id, "state": "PENDING"})
         return _json(_celery_doc(ctx, job, _now(request)))
 
     async def revoke(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        if job_id in store.jobs:
+        job_id, job = _lookup(ctx, request)
+        if job is not None:
             store.cancel(job_id, _now(request))
         return _json({"message": f"Revoked '{job_id}'"})
 
@@ -553,24 +546,19 @@ def _routes_ray(ctx: Context) -> list[BaseRoute]:
         return _json({"job_id": job.id, "submission_id": job.id})
 
     async def status(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        job = store.jobs.get(job_id)
+        job_id, job = _lookup(ctx, request)
         if job is None:
             return missing(job_id)
         return _json(_ray_doc(ctx, job, _now(request)))
 
     async def stop(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        if job_id not in store.jobs:
+        job_id, job = _lookup(ctx, request)
+        if job is None:
             return missing(job_id)
         return _json({"stopped": store.cancel(job_id, _now(request))})
 
     async def delete(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        job = store.jobs.get(job_id)
+        job_id, job = _lookup(ctx, request)
         if job is None:
             return missing(job_id)
         if not job.done(_now(request)):
@@ -580,9 +568,7 @@ def _routes_ray(ctx: Context) -> list[BaseRoute]:
         return _json({"deleted": True})
 
     async def logs(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        job = store.jobs.get(job_id)
+        job_id, job = _lookup(ctx, request)
         if job is None:
             return missing(job_id)
         lines = [f"job {job_id} started"]
@@ -649,26 +635,21 @@ def _routes_github(ctx: Context) -> list[BaseRoute]:
         return _json({"total_count": len(docs), "workflow_runs": docs})
 
     async def status(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        job = store.jobs.get(job_id)
+        _, job = _lookup(ctx, request)
         if job is None:
             return missing()
         return _json(_github_doc(ctx, job, _now(request), base(request), repo(request)))
 
     async def cancel(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        if job_id not in store.jobs:
+        job_id, job = _lookup(ctx, request)
+        if job is None:
             return missing()
         if not store.cancel(job_id, _now(request)):
             return _json({"message": "Cannot cancel a workflow run that is completed."}, 409)
         return _json({}, 202)
 
     async def jobs(request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        _note(request, job_id)
-        job = store.jobs.get(job_id)
+        job_id, job = _lookup(ctx, request)
         if job is None:
             return missing()
         doc = _github_doc(ctx, job, _now(request), base(request), repo(request))
@@ -691,12 +672,6 @@ def _routes_github(ctx: Context) -> list[BaseRoute]:
 #: How long a system that winds a cancelled job down (Prefect's CANCELLING, OpenAI's
 #: cancelling) takes to end it, in seconds.
 WIND_DOWN = 1.0
-
-
-def _lookup(ctx: Context, request: Request, key: str = "job_id") -> tuple[str, FakeJob | None]:
-    job_id = request.path_params[key]
-    _note(request, job_id)
-    return job_id, ctx.store.jobs.get(job_id)
 
 
 def _base(request: Request) -> str:
