@@ -13,11 +13,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
-__all__ = ["REQUIRED_ENV", "missing", "require"]
+__all__ = ["REQUIRED_ENV", "LogsOnFailure", "cannot_run", "missing", "require", "tail"]
 
 #: Set to ``required`` to turn every skip for missing server software into a failure.
 REQUIRED_ENV = "ASYNCPOLL_REAL_SERVERS"
@@ -49,9 +51,39 @@ def require(
         what: what needs them, for the message (``"the Celery tests"``).
     """
     absent = missing(modules, binaries)
-    if not absent:
-        return
-    reason = f"{what} need {', '.join(absent)}"
+    if absent:
+        cannot_run(f"{what} need {', '.join(absent)}")
+
+
+def cannot_run(reason: str) -> NoReturn:
+    """Skip the calling test (or fixture) for ``reason``; fail instead under
+    ``ASYNCPOLL_REAL_SERVERS=required``."""
     if os.environ.get(REQUIRED_ENV, "").strip().lower() == "required":
         pytest.fail(f"{reason}; {REQUIRED_ENV}=required is set, so this fails", pytrace=False)
     pytest.skip(f"{reason} (set {REQUIRED_ENV}=required to fail instead)")
+
+
+def tail(path: Path, chars: int) -> str:
+    """The last ``chars`` characters of a server's log, for a failure report."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(cannot read {path}: {exc})"
+    return text if len(text) <= chars else "...\n" + text[-chars:]
+
+
+class LogsOnFailure:
+    """A pytest plugin that adds servers' logs to the report of each failed test that
+    uses the fixture ``fixture``."""
+
+    def __init__(self, fixture: str, title: str, logs: Callable[[], str]) -> None:
+        self.fixture = fixture
+        self.title = title
+        self.logs = logs
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        outcome = yield
+        report = outcome.get_result()
+        if report.failed and self.fixture in getattr(item, "fixturenames", ()):
+            report.sections.append((self.title, self.logs()))

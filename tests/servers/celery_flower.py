@@ -45,7 +45,7 @@ from typing import IO, Any
 
 import pytest
 
-from . import require
+from . import LogsOnFailure, require, tail
 
 __all__ = ["START_TIMEOUT", "CeleryFlower", "celery_flower"]
 
@@ -135,12 +135,8 @@ class _Process:
             self.popen.wait(STOP_TIMEOUT)
         self._log_file.close()
 
-    def tail(self, chars: int = LOG_TAIL) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError as exc:
-            return f"(cannot read {self.log}: {exc})"
-        return text if len(text) <= chars else "...\n" + text[-chars:]
+    def tail(self) -> str:
+        return tail(self.log, LOG_TAIL)
 
 
 class CeleryFlower:
@@ -307,22 +303,6 @@ class CeleryFlower:
         return self.task("add") in registered
 
 
-class _LogsOnFailure:
-    """A plugin that adds the servers' logs to the report of each failed test using them."""
-
-    def __init__(self, servers: CeleryFlower) -> None:
-        self.servers = servers
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        outcome = yield
-        report = outcome.get_result()
-        if report.failed and "celery_flower" in getattr(item, "fixturenames", ()):
-            report.sections.append(
-                (f"celery/flower logs ({self.servers.folder})", self.servers.logs())
-            )
-
-
 @pytest.fixture(scope="session")
 def celery_flower(request: pytest.FixtureRequest) -> Iterator[CeleryFlower]:
     """Redis, a Celery worker and Flower, running for the whole session."""
@@ -333,7 +313,7 @@ def celery_flower(request: pytest.FixtureRequest) -> Iterator[CeleryFlower]:
     )
     folder = Path(tempfile.mkdtemp(prefix="asyncpoll-celery-"))
     servers = CeleryFlower(folder)
-    plugin = _LogsOnFailure(servers)
+    plugin = LogsOnFailure("celery_flower", f"celery/flower logs ({servers.folder})", servers.logs)
     request.config.pluginmanager.register(plugin, f"asyncpoll-celery-logs-{id(servers)}")
     try:
         servers.start()

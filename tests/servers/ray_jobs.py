@@ -46,11 +46,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from . import REQUIRED_ENV, require
+from . import LogsOnFailure, cannot_run, require, tail
 
 __all__ = ["MARKER_ENV", "START_TIMEOUT", "RayHead", "ray_head", "require"]
 
@@ -170,7 +169,7 @@ class RayHead:
         code = self._ray_start(deadline)
         if code != 0 and time.monotonic() < deadline:
             self._failed_start = (
-                f"exit code {code}\n{_tail(self._start_output)}\n"
+                f"exit code {code}\n{tail(self._start_output, LOG_TAIL)}\n"
                 f"(processes left by it and killed: {self.stop()})"
             )
             code = self._ray_start(deadline)
@@ -273,7 +272,7 @@ class RayHead:
         """The end of ``ray start``'s output and of the node's telling logs: the
         dashboard's (the REST API and its job module), the agent's (the job manager),
         the raylet's, the GCS's, every job's output and any non-empty error log."""
-        parts = [f"----- ray start ({self._start_output})\n{_tail(self._start_output)}"]
+        parts = [f"----- ray start ({self._start_output})\n{tail(self._start_output, LOG_TAIL)}"]
         if self._failed_start is not None:
             parts.insert(0, f"----- a first ray start that failed: {self._failed_start}")
         logs = self.folder / "session_latest" / "logs"
@@ -297,30 +296,8 @@ class RayHead:
                     or (path.suffix == ".err" and not path.name.startswith("worker-"))
                 )
             ]
-            parts += [f"----- {path.name}\n{_tail(path)}" for path in wanted]
+            parts += [f"----- {path.name}\n{tail(path, LOG_TAIL)}" for path in wanted]
         return "\n".join(parts)
-
-
-def _tail(path: Path, chars: int = LOG_TAIL) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        return f"(cannot read {path}: {exc})"
-    return text if len(text) <= chars else "...\n" + text[-chars:]
-
-
-class _LogsOnFailure:
-    """A plugin that adds the head node's logs to the report of each failed test using it."""
-
-    def __init__(self, head: RayHead) -> None:
-        self.head = head
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        outcome = yield
-        report = outcome.get_result()
-        if report.failed and "ray_head" in getattr(item, "fixturenames", ()):
-            report.sections.append((f"ray head node logs ({self.head.folder})", self.head.logs()))
 
 
 @pytest.fixture(scope="session")
@@ -332,15 +309,12 @@ def ray_head(request: pytest.FixtureRequest) -> Iterator[RayHead]:
         what="the Ray Jobs tests (pip install 'ray[default]')",
     )
     if not sys.platform.startswith("linux"):
-        reason = "the Ray Jobs tests need Linux (they find the node's processes in /proc)"
-        if os.environ.get(REQUIRED_ENV, "").strip().lower() == "required":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        cannot_run("the Ray Jobs tests need Linux (they find the node's processes in /proc)")
     # A short path: Ray's unix sockets live under it, and a socket path has at most 107
     # characters (pytest's tmp_path is too long).
     folder = Path(tempfile.mkdtemp(prefix="asyncpoll-ray-", dir="/tmp"))
     head = RayHead(folder)
-    plugin = _LogsOnFailure(head)
+    plugin = LogsOnFailure("ray_head", f"ray head node logs ({head.folder})", head.logs)
     request.config.pluginmanager.register(plugin, f"asyncpoll-ray-logs-{id(head)}")
     try:
         head.start()
