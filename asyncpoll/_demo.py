@@ -12,7 +12,6 @@ Needs the ``cli`` extra (``asyncpoll[testing,progress]``): imported when the com
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 from collections import Counter
@@ -113,8 +112,6 @@ async def run_demo(
         seed=seed,
         clock=time.monotonic,  # the served API's clock, and the one the demo reads
     )
-    # aiohttp (in the cli extra) polls several times faster than httpx's own transport.
-    transport = "aiohttp" if importlib.util.find_spec("aiohttp") is not None else "httpx"
     result = DemoResult()
     result.jobs = jobs
     noticed: dict[str, float] = {}
@@ -127,11 +124,6 @@ async def run_demo(
 
     async with serve(api) as url:
         result.url = url
-        out.write(
-            f"asyncpoll demo: {jobs} jobs on a fake job API (shape {shape!r}) at {url}, "
-            f"rate limit {rate:g} requests/s, one TaskPoller on {transport}\n"
-        )
-        out.flush()
         started = time.monotonic()
         poller = TaskPoller(
             base_url=url,
@@ -141,12 +133,16 @@ async def run_demo(
             retry_schedule=backoff(initial=0.1, factor=2.0, max=1.0, jitter=0.1),
             timeout=DEADLINE,
             max_errors=10,
-            transport=transport,
             on_done=on_done,
             progress=progress,
             **api.poller_options(),
         )
         async with poller:
+            out.write(
+                f"asyncpoll demo: {jobs} jobs on a fake job API (shape {shape!r}) at {url}, "
+                f"rate limit {rate:g} requests/s, one TaskPoller on {poller.transport}\n"
+            )
+            out.flush()
             if shape in ("github", "google", "argo", "jenkins"):
                 # A workflow dispatch answers 204 with no run id, Google and Argo name their
                 # jobs in fields submit() does not read, and a Jenkins trigger answers with

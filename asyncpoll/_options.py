@@ -224,7 +224,7 @@ class Options:
     cancel_json: Any = attrs.field(default=None, validator=_json_body)
     create_timeout: float | None = attrs.field(default=None, validator=_seconds())
     idempotency_key: bool = attrs.field(default=False, converter=bool)
-    transport: str = "httpx"
+    transport: str = "auto"
     base_url: str | None = None
 
     def __attrs_post_init__(self) -> None:

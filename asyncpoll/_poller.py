@@ -171,12 +171,15 @@ class TaskPoller:
         idempotency_key: send an ``Idempotency-Key`` header (a new UUID per job) with
             every create request, so that retrying a create after a transient failure
             cannot make a second job where the server honours it.
-        transport: the client the poller makes: ``"httpx"`` (the default, httpx's own
-            transport), ``"httpx-aiohttp"`` (httpx over aiohttp) or ``"aiohttp"`` (an
-            ``aiohttp.ClientSession``, no httpx objects per poll: the fastest). Both
-            aiohttp kinds need the ``aiohttp`` extra and run on asyncio only; on trio
-            they fall back to httpx's own transport with a warning. A ``client=`` is
-            used as it is, whatever this says.
+        transport: the client the poller makes: ``"auto"`` (the default: the fastest
+            for the event loop, picked when the poller opens: ``"aiohttp"`` on asyncio,
+            ``"httpx"`` on trio, and ``"httpx"`` on asyncio too while a respx mock
+            runs), ``"httpx"`` (httpx's own transport), ``"httpx-aiohttp"`` (httpx
+            over aiohttp) or ``"aiohttp"`` (an ``aiohttp.ClientSession``, no httpx
+            objects per poll: the fastest). The aiohttp kinds run on asyncio only; on
+            trio they fall back to httpx's own transport with a warning;
+            ``"httpx-aiohttp"`` needs the ``aiohttp`` extra. A ``client=`` is used as
+            it is, whatever this says.
         progress: show a live progress display while the poller is open (tqdm's
             ``tqdm.auto``: a bar on stderr in a terminal, a widget in Jupyter): jobs
             done of jobs added, failures, jobs in flight and their mean progress, the
@@ -231,7 +234,7 @@ class TaskPoller:
         cancel_json: Any = None,
         create_timeout: float | None = None,
         idempotency_key: bool = False,
-        transport: str = "httpx",
+        transport: str = "auto",
         progress: bool = False,
     ) -> None:
         if not isinstance(progress, bool):
@@ -923,6 +926,13 @@ class TaskPoller:
             stalled=stalled,
             requests=engine.sender.requests,
         )
+
+    @property
+    def transport(self) -> str:
+        """The client the poller sends on: ``"aiohttp"``, ``"httpx"`` or
+        ``"httpx-aiohttp"``; ``"auto"`` until a poller made with ``transport="auto"``
+        (the default) opens and picks one."""
+        return str(getattr(self._transport, "kind", "auto"))
 
     @property
     def rate_limit(self) -> RateLimit | None:

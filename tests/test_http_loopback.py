@@ -7,7 +7,9 @@ These tests talk to real servers on a free loopback port, so they run in real ti
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ import anyio.lowlevel
 import httpx
 import httpx_aiohttp
 import pytest
+import respx
 from conftest import MakePoller, serving
 
 import asyncpoll
@@ -187,5 +190,56 @@ async def test_the_httpx_aiohttp_transport_polls_real_http(
 
 def test_an_unknown_transport_is_named() -> None:
     """An unknown transport name raises ValueError listing the choices."""
-    with pytest.raises(ValueError, match="transport must be one of 'httpx', 'httpx-aiohttp'"):
+    choices = "'auto', 'httpx', 'httpx-aiohttp', 'aiohttp'"
+    with pytest.raises(ValueError, match=f"transport must be one of {choices}, got 'curl'"):
         asyncpoll.TaskPoller(transport="curl")
+
+
+async def test_the_default_transport_is_aiohttp_on_asyncio_and_httpx_on_trio(
+    server: JobServer, anyio_backend_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """transport="auto" (the default) picks its client when the poller opens, without a
+    warning: the native aiohttp path on asyncio, httpx's own transport on trio."""
+    poller = asyncpoll.TaskPoller(
+        server.url + "/jobs/{job_id}",
+        headers={"Authorization": "Bearer t0ken"},
+        schedule=asyncpoll.fixed(0),
+        max_concurrency=4,
+    )
+    assert poller.transport == "auto"
+    async with poller as p:
+        picked = p.transport
+        results = await p.gather(*[p.add(f"d{i}") for i in range(12)])
+    assert picked == ("aiohttp" if anyio_backend_name == "asyncio" else "httpx")
+    assert poller.transport == picked
+    assert results == [{"job": f"d{i}"} for i in range(12)]
+    assert server.polls == {f"d{i}": 3 for i in range(12)}
+    assert server.auth == {"Bearer t0ken"}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_default_transport_is_httpx_while_respx_mocks(server: JobServer) -> None:
+    """A respx mock answers httpx requests only: while one runs, "auto" picks httpx, so a
+    test's mocked API stays mocked (the real server behind the same URL is never asked)."""
+    with respx.mock(assert_all_called=False) as router:
+        router.get(url__regex=r".*/jobs/.*").respond(json={"status": "done", "result": 7})
+        async with asyncpoll.TaskPoller(server.url + "/jobs/{job_id}") as p:
+            assert p.transport == "httpx"
+            assert await p.add("m1") == 7
+    assert server.polls == {}
+    async with asyncpoll.TaskPoller(server.url + "/jobs/{job_id}") as p:
+        assert p.transport == "aiohttp"  # the mock stopped: the fast client again
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_default_transport_is_httpx_where_aiohttp_cannot_be_imported(
+    server: JobServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An install without aiohttp (one made without dependencies) still polls, on httpx."""
+    monkeypatch.setitem(sys.modules, "asyncpoll._aiohttp", None)
+    async with asyncpoll.TaskPoller(
+        server.url + "/jobs/{job_id}", schedule=asyncpoll.fixed(0)
+    ) as p:
+        assert p.transport == "httpx"
+        assert await p.add("n1") == {"job": "n1"}
