@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import collections
 import math
+import time
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.lowlevel
 
 from ._ratelimit import RateLimit, TokenBucket
 
@@ -21,6 +23,15 @@ __all__ = ["Limiter"]
 
 #: The shortest sleep of a limiter's head waiter, in seconds (see Limiter.acquire).
 TICK = 0.001
+#: How late an event loop's timer may fire: asyncio and trio both wait on epoll, whose
+#: timeout is rounded up to a whole millisecond, and a busy loop adds its own delay.
+GRAIN = 0.0015
+#: The step epoll's timeout is rounded up to: a sleep of a whole number of them fires
+#: a hair late (the kernel's timer slack), one of any other length up to a step late.
+TIMER_STEP = 0.001
+#: A timer later than this reveals a real clock with a coarse timer; a virtual clock
+#: (trio's MockClock, looptime) fires its timers on the dot.
+LATE = 1e-6
 
 
 class _Waiter:
@@ -42,13 +53,20 @@ class Limiter:
     then hands the head to the next, which goes at once if a token is already there.
     """
 
-    __slots__ = ("_bucket", "_clock", "_queue", "waiting")
+    __slots__ = ("_bucket", "_clock", "_coarse", "_queue", "waiting")
 
-    def __init__(self, limit: RateLimit, clock: Clock) -> None:
-        self._bucket = TokenBucket(limit)
+    def __init__(
+        self, limit: RateLimit, clock: Clock, *, bucket: TokenBucket | None = None
+    ) -> None:
+        # ``bucket``: the arithmetic to run, a new TokenBucket(limit) by default (a
+        # subclass may record or share its grants).
+        self._bucket = TokenBucket(limit) if bucket is None else bucket
         self._clock = clock
         self._queue: collections.deque[_Waiter] = collections.deque()
         self.waiting = 0
+        # True once a timer fired late: the clock is real and its timers coarse; None
+        # once the clock stood still while the loop yielded (virtual: never land).
+        self._coarse: bool | None = False
 
     @property
     def limit(self) -> RateLimit:
@@ -125,14 +143,23 @@ class Limiter:
                 # wake-up (the event loop's latency) still finds room for the tokens
                 # accrued meanwhile.
                 wait = bucket.wait_time(now)
-                half = bucket.wait_time(now, float(bucket.limit.burst)) / 2.0
-                at = now + max(wait, min(TICK, half))
+                fill = bucket.wait_time(now, float(bucket.limit.burst))
+                at = now + max(wait, min(TICK, fill / 2.0))
+                # Where the bucket fills up sooner after the token than a timer can be
+                # late (always at burst 1), a late wake-up would lose the tokens that
+                # overflow meanwhile: land on the token, to the microsecond (see _land).
+                exact = self._coarse is True and fill - wait < GRAIN
+                if exact:
+                    at = now + wait
                 if at >= deadline:
                     await clock.sleep_until(deadline)
                     if me.granted:
                         break
                     return False
-                await clock.sleep_until(at)
+                if exact:
+                    await self._land(at)
+                else:
+                    await self._sleep_until(at)
                 slept_to = at
             return True
         finally:
@@ -144,6 +171,37 @@ class Limiter:
                     queue[0].event.set()  # the next in line becomes the head
             elif queue and queue[0].event is not None and queue[0] is not me:
                 queue[0].event.set()  # a new head must take over the timer
+
+    async def _sleep_until(self, at: float) -> None:
+        """Sleep until ``at``, noting whether the timer fired late (a real clock)."""
+        await self._clock.sleep_until(at)
+        if self._coarse is False and self._clock.now() - at > LATE:
+            self._coarse = True
+
+    async def _land(self, at: float) -> None:
+        """Return at ``at``, no later than a loop iteration after it: sleep the whole
+        timer steps there are until then (a sleep of whole steps fires a hair late, not
+        up to a step late), then yield to the event loop until the clock reads ``at``.
+        Only where timers were seen to fire late (a real clock: see ``_sleep_until``);
+        the yielding costs CPU only while the loop has nothing else to do, less than a
+        step a wake-up (none where tokens come a whole number of steps apart).
+
+        A clock that stands still while the loop yields (a virtual clock whose timers
+        came late) is slept on from then on, so a wait never spins for long.
+        """
+        clock = self._clock
+        now = clock.now()
+        steps = math.floor((at - now) / TIMER_STEP + 1e-6)
+        if steps > 0:
+            await clock.sleep_until(now + steps * TIMER_STEP)
+        began, real_began = clock.now(), time.perf_counter()
+        while (now := clock.now()) < at:
+            real = time.perf_counter() - real_began
+            if real > 4 * GRAIN and now - began < real / 100.0:
+                self._coarse = None  # the clock does not move with real time
+                await clock.sleep_until(at)
+                return
+            await anyio.lowlevel.checkpoint()
 
     async def __aenter__(self) -> None:
         await self.acquire()

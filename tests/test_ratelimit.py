@@ -928,6 +928,103 @@ async def test_limiter_window_bound_in_virtual_time() -> None:
     assert grants[-1] == starts[0] + 77 / 8
 
 
+class LateTimers:
+    """A virtual clock whose timers fire ``late`` seconds after the time asked for (an
+    event loop waiting on epoll, which rounds up to whole milliseconds), and whose
+    reading moves ``step`` seconds each time it is read (real time passing while the
+    loop runs)."""
+
+    def __init__(self, late: float, step: float) -> None:
+        self.late, self.step, self.drift = late, step, 0.0
+
+    def now(self) -> float:
+        self.drift += self.step
+        return anyio.current_time() + self.drift
+
+    async def sleep_until(self, deadline: float) -> None:
+        await anyio.sleep_until(deadline - self.drift + self.late)
+
+
+class GrantLog(TokenBucket):
+    """A token bucket that records the time of every grant."""
+
+    __slots__ = ("times",)
+
+    def __init__(self, limit: RateLimit) -> None:
+        super().__init__(limit)
+        self.times: list[float] = []
+
+    def try_take(self, now: float) -> bool:
+        taken = super().try_take(now)
+        self.times += [now] * taken
+        return taken
+
+    def take_up_to(self, now: float, most: int) -> int:
+        count = super().take_up_to(now, most)
+        self.times += [now] * count
+        return count
+
+
+async def _grants_in_one_second(limit: RateLimit, clock: LateTimers) -> list[float]:
+    """Ten tasks acquire from a limiter on ``clock`` for one second of its time."""
+    bucket = GrantLog(limit)
+    limiter = Limiter(limit, clock, bucket=bucket)
+    stop = clock.now() + 1.0
+
+    async def worker() -> None:
+        for _ in range(int(limit.per_second) + limit.burst + 1):
+            if clock.now() >= stop:
+                return
+            await limiter.acquire()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(worker)
+    return [t for t in bucket.times if t < stop]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("rate", "burst", "late", "lands"),
+    [
+        (500, 1, 0.0008, True),
+        (500, 1, 0.0008, False),
+        (1000, 2, 0.0012, True),
+        (1000, 2, 0.0012, False),
+    ],
+)
+async def test_limiter_on_late_timers_keeps_its_rate(
+    rate: int, burst: int, late: float, lands: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Timers that fire late cost every wake-up the tokens that overflow the bucket
+    meanwhile: at burst 1 all of the lateness, at burst 2 what passes a full bucket.
+    The limiter lands on the token by yielding to the loop for the last GRAIN of the
+    wait, and keeps the rate; without landing (GRAIN 0) a part of it is lost. Every
+    window stays within the bound either way."""
+    if not lands:
+        monkeypatch.setattr(asyncpoll._limiter, "GRAIN", 0.0)
+    limit = RateLimit(rate, burst=burst)
+    times = await _grants_in_one_second(limit, LateTimers(late=late, step=1e-5))
+    assert _tightest_window_by_brute_force(times, burst, float(rate)) >= 0.0
+    # The most the bound allows in the second is burst + rate.
+    if lands:
+        assert 0.99 * rate <= len(times) <= burst + rate
+    else:
+        assert len(times) <= 0.9 * rate
+
+
+@pytest.mark.anyio
+async def test_limiter_on_a_clock_that_stands_still_never_spins() -> None:
+    """Late timers on a clock that does not move while the loop yields (a virtual clock
+    with a coarse timer): the limiter yields for a few real milliseconds once, then
+    sleeps to its tokens from then on, and still grants every request in order."""
+    limit = RateLimit(500)
+    grants = await _grants_in_one_second(limit, LateTimers(late=0.0008, step=0.0))
+    assert _tightest_window_by_brute_force(grants, 1, 500.0) >= 0.0
+    # As many as sleeping to every token gives: 1 + 1 s / (2 ms + 0.8 ms late).
+    assert len(grants) == 1 + int(1.0 / 0.0028)
+
+
 @pytest.mark.anyio
 async def test_limiter_repr_shows_live_state() -> None:
     """The repr shows the limit, tokens left, waiters and grants as they change."""
