@@ -229,7 +229,7 @@ class BlockingPoller:
         options: ``TaskPoller``'s keyword arguments. A ``client=`` must be one that
             can run on the background loop: an ``httpx.AsyncClient`` not used on
             another loop yet (an ``aiohttp.ClientSession`` is bound to the loop it
-            was made on; let the poller make its own with ``transport="aiohttp"``).
+            was made on; let the poller make its own, as it does by default).
     """
 
     def __init__(
