@@ -59,6 +59,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from limiter import worst_window  # the benchmark next to this script
+
 SERVER = Path(__file__).with_name("server.py")
 POLLS_PER_JOB = 5
 INTERVAL = 0.5  # seconds between two polls of a job, for every contender
@@ -549,16 +553,6 @@ def table(jobs: int, results: dict[str, list[Trial]], timeout: float) -> None:
             f"| {status(trials, timeout)} |",
             flush=True,
         )
-
-
-def worst_window(times: list[float], t: float) -> int:
-    """The most arrivals in any window of ``t`` seconds (two pointers over sorted times)."""
-    best = start = 0
-    for end, at in enumerate(times):
-        while at - times[start] > t:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def rate_row(name: str, t: Trial, rate: float, timeout: float) -> str:
