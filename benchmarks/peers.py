@@ -156,8 +156,8 @@ async def asyncpoll_default(base: str, ids: list[str], rec: Recorder, rate: floa
 
 
 async def asyncpoll_httpx(base: str, ids: list[str], rec: Recorder, rate: float | None) -> None:
-    """asyncpoll on httpx's own transport, named: today's default too, so this row and the
-    one before it run the same client (the first follows the default if it changes)."""
+    """asyncpoll on httpx's own transport, named (the default on trio; on asyncio the
+    default is the native aiohttp path, the row before)."""
     import asyncpoll
 
     async with asyncpoll.TaskPoller(
