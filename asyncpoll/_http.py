@@ -16,6 +16,7 @@ import httpcore
 import httpx
 import sniffio
 
+from . import _httpcorepool
 from ._redact import SECRET_HEADERS, redact_url
 from ._response import Response
 from ._transport import (
@@ -280,14 +281,24 @@ class _Pool(httpcore.AsyncConnectionPool):
         return connection
 
 
+class _OnceEachPool(_Pool):
+    """``_Pool`` handing each idle HTTP/1.1 connection to one request at a time (see
+    ``_httpcorepool.assign``, which says what differs from httpcore's assignment)."""
+
+    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        return _httpcorepool.assign(self)
+
+
 def _httpx_own(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     """httpx's own transport, on a pool that never sends on a connection holding unread
-    bytes (see ``_NoUnread``)."""
+    bytes (see ``_NoUnread``) and, when the installed httpcore has the internals it works
+    on (httpcore 1.0.x), gives an idle connection to one request at a time."""
     transport = httpx.AsyncHTTPTransport(limits=limits)
     pool = transport._pool
     if type(pool) is httpcore.AsyncConnectionPool:
-        # The pool httpx built, from all of its arguments; only create_connection differs.
-        pool.__class__ = _Pool
+        # The pool httpx built, from all of its arguments; only create_connection (and
+        # the assignment of requests to connections) differ.
+        pool.__class__ = _OnceEachPool if _httpcorepool.supported(pool) else _Pool
     return transport
 
 
