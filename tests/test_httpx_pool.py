@@ -190,6 +190,33 @@ async def test_each_connection_is_asked_whether_it_expired_once_a_pass() -> None
     assert [c._connection._network_stream.looks for c in connections] == [1, 1, 1, 1]  # type: ignore[union-attr]
 
 
+async def test_an_idle_socket_is_looked_at_as_its_connection_is_handed_out() -> None:
+    """The poller's own connections (``_NoUnread``): the sweep asks ``stale()``, no
+    syscall; the socket's readability is asked of an idle connection as it is given to a
+    request. One the server closed (readable) is dropped, marked closed, and the request
+    takes the next; the connections no request takes are not looked at."""
+    pool = _http._OnceEachPool(max_connections=4)
+    connections = [h11(A, "IDLE") for _ in range(4)]
+    for connection in connections:
+        connection.__class__ = _http._NoUnread
+    streams = [c._connection._network_stream for c in connections]  # type: ignore[union-attr]
+    streams[0].readable = True  # the server closed it while idle
+    pool._connections = list(connections)
+    pool._requests = [queued(A), queued(A)]
+    closing = pool._assign_requests_to_connections()
+    assert [s.looks for s in streams] == [1, 1, 1, 0]
+    assert closing == [connections[0]] and connections[0].is_closed()
+    assert pool._connections == connections[1:]
+    assert [r.connection for r in pool._requests] == connections[1:3]
+
+    # Passes with the two held (not yet started on), or with nothing queued: no socket
+    # is looked at.
+    assert pool._assign_requests_to_connections() == []
+    pool._requests = []
+    assert pool._assign_requests_to_connections() == []
+    assert [s.looks for s in streams] == [1, 1, 1, 0]
+
+
 async def test_an_httpcore_without_these_internals_keeps_its_own_assignment(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -434,3 +461,175 @@ async def test_the_poller_polls_many_jobs_on_its_pool(
     assert 1 <= server.connections <= N
     assert (sent.tries, sent.refused) == (60, 0)
     assert len(passes) == 2 * 60
+
+
+# -- connections closed under the requests that hold them ----------------------------
+
+
+def own_client(server: EchoServer, **limits: Any) -> httpx.AsyncClient:
+    """An httpx client on the transport a poller makes for itself."""
+    transport = _http._httpx_own(httpx.Limits(**limits))
+    assert type(transport._pool) is _http._OnceEachPool
+    return httpx.AsyncClient(base_url=server.url, transport=transport)
+
+
+async def test_held_connections_the_pass_closes_are_refused_not_read_from(
+    server: EchoServer, sent: Sent, passes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six requests hold the six idle connections (given to them, woken, not yet run: a
+    busy event loop) when keep-alive expiry passes. The next pass drops all six, then
+    closes them one after the other, awaiting each: the holders run in between. Each
+    must find its connection closed and queue again (ConnectionNotAvailable). Those
+    closed last used to be idle still: the request was sent, and closing the connection
+    under its read raised httpx.ReadError (as in benchmarks/throughput.py's naive section,
+    where hundreds of woken requests waited for the loop longer than keep-alive expiry)."""
+    run = anyio.Event()  # the holders' tasks get to run
+    original_wait = AsyncPoolRequest.wait_for_connection
+
+    async def woken_late(self: AsyncPoolRequest, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (httpcore's signature)
+        connection = await original_wait(self, timeout)
+        if self.request.url.target.startswith(b"/held/"):
+            await run.wait()
+        return connection
+
+    monkeypatch.setattr(AsyncPoolRequest, "wait_for_connection", woken_late)
+    bodies: dict[str, Any] = {}
+    k = 6
+    async with own_client(server, max_connections=k, keepalive_expiry=0.2) as client:
+        pool = client._transport._pool  # type: ignore[attr-defined]
+
+        async def get(path: str) -> None:
+            bodies[path] = (await client.get(path)).json()
+
+        await send_all_on(client, server, [f"/warm/{i}" for i in range(k)], bodies)
+        first = list(pool._connections)
+        assert len(first) == k
+        server.gate.clear()  # the holders' requests, once sent, wait for their answers
+        async with anyio.create_task_group() as tg:
+            for i in range(k):
+                tg.start_soon(get, f"/held/{i}")
+            await until(lambda: sum(r.connection is not None for r in pool._requests) == k)
+            await anyio.sleep(0.3)  # keep-alive expiry passes: every connection expired
+            before = len(passes)
+            run.set()  # the holders run at the first await after the next pass
+            tg.start_soon(get, "/next")
+            await until(lambda: len(passes) > before and all(c.is_closed() for c in first))
+            await until(lambda: sent.refused == k)
+            server.gate.set()
+    assert set(bodies) == {f"/{w}/{i}" for w in ("warm", "held") for i in range(k)} | {"/next"}
+    assert all(b == {"status": "completed", "result": {"path": p}} for p, b in bodies.items())
+    assert server.requests == dict.fromkeys(bodies, 1)
+    assert sent.refused == k  # each holder found its connection closed, and went round
+
+
+async def send_all_on(
+    client: httpx.AsyncClient, server: EchoServer, paths: list[str], bodies: dict[str, Any]
+) -> None:
+    """GET every path at once on ``client``; the server answers once all are queued."""
+    pool = client._transport._pool  # type: ignore[attr-defined]
+
+    async def get(path: str) -> None:
+        bodies[path] = (await client.get(path)).json()
+
+    async with anyio.create_task_group() as tg:
+        for path in paths:
+            tg.start_soon(get, path)
+        await until(lambda: len(pool._requests) == len(paths))
+        server.gate.set()
+
+
+async def test_a_request_cancelled_in_flight_leaves_nothing_held(
+    server: EchoServer, sent: Sent
+) -> None:
+    """A request cancelled while it waits for its answer: httpcore closes that connection
+    (the exchange is unfinished) and the request leaves the pool; the next request gets
+    a connection at once."""
+    async with own_client(server, max_connections=1) as client:
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        with anyio.move_on_after(0.3):
+            await client.get("/cancelled")  # the gate is closed: no answer
+        assert pool._requests == []
+        assert all(c.is_closed() for c in pool._connections)
+        server.gate.set()
+        response = await client.get("/after")
+        assert response.json() == {"status": "completed", "result": {"path": "/after"}}
+        assert pool._requests == []
+        assert len(pool._connections) == 1 and pool._connections[0].is_idle()
+    assert sent.refused == 0
+
+
+async def test_a_request_cancelled_while_queued_gives_its_place_up(
+    server: EchoServer, sent: Sent
+) -> None:
+    """A request cancelled while queued behind a busy connection leaves the queue; the
+    connection goes to the next one once free."""
+    async with own_client(server, max_connections=1) as client:
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        bodies: dict[str, Any] = {}
+
+        async def get(path: str) -> None:
+            bodies[path] = (await client.get(path)).json()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(get, "/busy")
+            await until(lambda: server.requests["/busy"] == 1)
+            with anyio.move_on_after(0.2):
+                await client.get("/gives-up")  # queued: the one connection is busy
+            tg.start_soon(get, "/next")
+            await until(lambda: len(pool._requests) == 2)
+            assert [r.is_queued() for r in pool._requests] == [False, True]
+            server.gate.set()
+        assert sorted(bodies) == ["/busy", "/next"]
+        assert "/gives-up" not in server.requests
+        assert pool._requests == []
+        assert len(pool._connections) == 1
+    assert (sent.tries, sent.refused) == (2, 0)
+
+
+async def test_a_request_cancelled_holding_an_unused_connection_gives_it_back(
+    server: EchoServer, sent: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request given the idle connection (woken, its task not yet run) is cancelled:
+    it leaves the pool and the connection, never used by it, goes to the next request
+    (not closed, not given twice)."""
+    original_wait = AsyncPoolRequest.wait_for_connection
+
+    async def never_runs(self: AsyncPoolRequest, timeout: float | None = None) -> Any:  # noqa: ASYNC109 (httpcore's signature)
+        connection = await original_wait(self, timeout)
+        if self.request.url.target == b"/cancelled":
+            await anyio.sleep_forever()
+        return connection
+
+    monkeypatch.setattr(AsyncPoolRequest, "wait_for_connection", never_runs)
+    server.gate.set()
+    async with own_client(server, max_connections=1) as client:
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        await client.get("/warm")
+        (connection,) = pool._connections
+        with anyio.move_on_after(0.2):
+            await client.get("/cancelled")
+        assert pool._requests == [] and pool._connections == [connection]
+        assert connection.is_idle()
+        assert (await client.get("/next")).json()["result"] == {"path": "/next"}
+        assert pool._connections == [connection]
+    assert "/cancelled" not in server.requests
+    assert (sent.tries, sent.refused) == (2, 0)
+
+
+async def test_a_response_never_closed_keeps_its_connection_held(
+    server: EchoServer, sent: Sent
+) -> None:
+    """A streamed response not yet read nor closed holds its connection: another request
+    waits for it (here until its pool timeout), and gets it once the response closes."""
+    server.gate.set()
+    async with own_client(server, max_connections=1) as client:
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        response = await client.send(client.build_request("GET", "/open"), stream=True)
+        with pytest.raises(httpx.PoolTimeout):
+            await client.get("/waits", timeout=httpx.Timeout(5, pool=0.2))
+        assert len(pool._requests) == 1
+        await response.aclose()
+        assert pool._requests == []
+        assert (await client.get("/then")).json()["result"] == {"path": "/then"}
+        assert len(pool._connections) == 1
+    assert (sent.tries, sent.refused) == (2, 0)
