@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from typing import Any, cast
 
@@ -16,6 +17,7 @@ import httpcore
 import httpx
 import sniffio
 
+from . import _httpcorepool
 from ._redact import SECRET_HEADERS, redact_url
 from ._response import Response
 from ._transport import (
@@ -236,6 +238,11 @@ class _NoUnread(httpcore.AsyncHTTPConnection):
     are in h11's buffer by then, not the socket's, and the next request sent on that
     connection would read them as its answer. Such a connection has expired here: the
     pool closes it instead (it asks before each request, and as each response closes).
+
+    ``stale()`` and ``server_closed()`` split ``has_expired()`` in two for the poller's
+    own pool (``_httpcorepool.assign``): the cheap part, asked of every connection each
+    pass, and the socket's readability, asked of an idle connection about to be given to
+    a request. httpcore's own pass asks ``has_expired()``, both at once.
     """
 
     #: h11's buffer was looked at since the last request, and held nothing.
@@ -245,16 +252,43 @@ class _NoUnread(httpcore.AsyncHTTPConnection):
         self._looked = False
         return await super().handle_async_request(request)
 
-    def has_expired(self) -> bool:
-        # The pool asks each of its connections, twice a request: one look per idle
-        # spell, for nothing reads from an idle connection's socket into h11's buffer.
+    def _unread(self) -> bool:
+        # One look per idle spell, for nothing reads from an idle connection's socket
+        # into h11's buffer.
         if not self._looked:
             opened = self._connection  # the HTTP/1.1 (or 2) connection, once connected
             if opened is not None and opened.is_idle():
                 if _holds_unread(opened):
                     return True
                 self._looked = True
-        return super().has_expired()
+        return False
+
+    def has_expired(self) -> bool:
+        return self._unread() or super().has_expired()
+
+    def stale(self) -> bool:
+        """``has_expired()`` but for an idle HTTP/1.1 socket's readability (a syscall):
+        keep-alive expiry, unread bytes in h11's buffer, a failed connect."""
+        opened = self._connection
+        expire_at = getattr(opened, "_expire_at", _UNKNOWN)
+        if not isinstance(opened, httpcore.AsyncHTTP11Connection) or expire_at is _UNKNOWN:
+            return self.has_expired()  # connecting, failed, HTTP/2: httpcore's own answer
+        if self._unread():
+            return True
+        # httpcore's keep-alive expiry test, as in its has_expired().
+        return isinstance(expire_at, float) and time.monotonic() > expire_at
+
+    def server_closed(self) -> bool:
+        """An idle HTTP/1.1 connection whose socket is readable: the server closed it (or
+        wrote what no request asked for). httpcore's ``has_expired()`` looks at it so."""
+        opened = self._connection
+        if not isinstance(opened, httpcore.AsyncHTTP11Connection) or not opened.is_idle():
+            return False
+        stream = getattr(opened, "_network_stream", None)
+        return stream is not None and bool(stream.get_extra_info("is_readable"))
+
+
+_UNKNOWN = object()
 
 
 def _holds_unread(connection: object) -> bool:
@@ -280,14 +314,24 @@ class _Pool(httpcore.AsyncConnectionPool):
         return connection
 
 
+class _OnceEachPool(_Pool):
+    """``_Pool`` handing each idle HTTP/1.1 connection to one request at a time (see
+    ``_httpcorepool.assign``, which says what differs from httpcore's assignment)."""
+
+    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        return _httpcorepool.assign(self)
+
+
 def _httpx_own(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     """httpx's own transport, on a pool that never sends on a connection holding unread
-    bytes (see ``_NoUnread``)."""
+    bytes (see ``_NoUnread``) and, when the installed httpcore has the internals it works
+    on (httpcore 1.0.x), gives an idle connection to one request at a time."""
     transport = httpx.AsyncHTTPTransport(limits=limits)
     pool = transport._pool
     if type(pool) is httpcore.AsyncConnectionPool:
-        # The pool httpx built, from all of its arguments; only create_connection differs.
-        pool.__class__ = _Pool
+        # The pool httpx built, from all of its arguments; only create_connection (and
+        # the assignment of requests to connections) differ.
+        pool.__class__ = _OnceEachPool if _httpcorepool.supported(pool) else _Pool
     return transport
 
 

@@ -65,7 +65,9 @@ async def profiled(kind: str, jobs: int, concurrency: int) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", default="aiohttp", choices=["httpx", "httpx-aiohttp", "aiohttp"])
+    parser.add_argument(
+        "--kind", default="aiohttp", choices=["httpx", "httpx-poller", "httpx-aiohttp", "aiohttp"]
+    )
     parser.add_argument("--jobs", type=int, default=6000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--top", type=int, default=25)

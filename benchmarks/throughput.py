@@ -5,9 +5,11 @@ process is pinned to CPU 0. For each client kind and concurrency, runs alternate
 between a raw loop (C tasks doing GET, parse, requeue on the same client) and a
 TaskPoller doing the same polls (``schedule=fixed(0)``, ``max_concurrency=C``), and
 report medians: polls/s, client CPU microseconds per poll, and the ratio poller/raw.
-Client kinds: ``httpx`` (httpx's own transport), ``httpx-aiohttp`` (an httpx client over
-the httpx-aiohttp transport) and ``aiohttp`` (an ``aiohttp.ClientSession``: the raw loop
-uses it directly, the poller takes it as ``client=`` and polls on the native path).
+Client kinds: ``httpx`` (httpx's own transport, as a caller's client has it),
+``httpx-poller`` (httpx's own transport as a poller makes it for itself, when given no
+client), ``httpx-aiohttp`` (an httpx client over the httpx-aiohttp transport) and
+``aiohttp`` (an ``aiohttp.ClientSession``: the raw loop uses it directly, the poller takes
+it as ``client=`` and polls on the native path).
 Then the naive pattern people write today, one ``while`` loop with a sleep per job, all
 gathered, against TaskPoller with the same interval: polls/s and peak memory.
 
@@ -60,6 +62,13 @@ def make_client(kind: str, base: str, concurrency: int) -> Any:
     timeout = httpx.Timeout(120.0)
     if kind == "httpx":
         return httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout)
+    if kind == "httpx-poller":
+        # httpx's own transport as a TaskPoller makes it for itself (no client= given):
+        # its pool hands an idle connection to one request at a time.
+        from asyncpoll._http import _httpx_own
+
+        transport = _httpx_own(limits)
+        return httpx.AsyncClient(base_url=base, transport=transport, timeout=timeout)
     if kind == "httpx-aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
@@ -157,7 +166,7 @@ async def server_cpu(client: Any) -> tuple[float, int]:
 
 async def compare(kind: str, base: str, args: argparse.Namespace) -> None:
     for concurrency in args.concurrency:
-        jobs = args.jobs * {"httpx": 1, "httpx-aiohttp": 3, "aiohttp": 6}[kind]
+        jobs = args.jobs * {"httpx": 1, "httpx-poller": 1, "httpx-aiohttp": 3, "aiohttp": 6}[kind]
         async with make_client(kind, base, concurrency) as client:
             await measure(raw_loop, client, 200, concurrency)  # warm up connections
             s_cpu0, s_req0 = await server_cpu(client)
