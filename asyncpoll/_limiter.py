@@ -26,9 +26,6 @@ TICK = 0.001
 #: How late an event loop's timer may fire: asyncio and trio both wait on epoll, whose
 #: timeout is rounded up to a whole millisecond, and a busy loop adds its own delay.
 GRAIN = 0.0015
-#: The step epoll's timeout is rounded up to: a sleep of a whole number of them fires
-#: a hair late (the kernel's timer slack), one of any other length up to a step late.
-TIMER_STEP = 0.001
 #: A timer later than this reveals a real clock with a coarse timer; a virtual clock
 #: (trio's MockClock, looptime) fires its timers on the dot.
 LATE = 1e-6
@@ -179,21 +176,22 @@ class Limiter:
             self._coarse = True
 
     async def _land(self, at: float) -> None:
-        """Return at ``at``, no later than a loop iteration after it: sleep the whole
-        timer steps there are until then (a sleep of whole steps fires a hair late, not
-        up to a step late), then yield to the event loop until the clock reads ``at``.
-        Only where timers were seen to fire late (a real clock: see ``_sleep_until``);
-        the yielding costs CPU only while the loop has nothing else to do, less than a
-        step a wake-up (none where tokens come a whole number of steps apart).
+        """Return at ``at``, no later than a loop iteration after it: sleep until a
+        timer's lateness before it (``GRAIN``), then yield to the event loop until the
+        clock reads ``at``. Only where timers were seen to fire late (a real clock: see
+        ``_sleep_until``); the yielding costs CPU only while the loop has nothing else
+        to do, at most about ``GRAIN`` a wake-up.
+
+        (A sleep of whole milliseconds is not enough: the loop waits for its earliest
+        timer, rounded up to a whole millisecond, so any other timer of the loop, at
+        another phase, can make this one fire up to a millisecond late.)
 
         A clock that stands still while the loop yields (a virtual clock whose timers
         came late) is slept on from then on, so a wait never spins for long.
         """
         clock = self._clock
-        now = clock.now()
-        steps = math.floor((at - now) / TIMER_STEP + 1e-6)
-        if steps > 0:
-            await clock.sleep_until(now + steps * TIMER_STEP)
+        if at - GRAIN > clock.now():
+            await clock.sleep_until(at - GRAIN)
         began, real_began = clock.now(), time.perf_counter()
         while (now := clock.now()) < at:
             real = time.perf_counter() - real_began
