@@ -66,7 +66,9 @@ async def profiled(kind: str, jobs: int, concurrency: int) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--kind", default="aiohttp", choices=["httpx", "httpx-poller", "httpx-aiohttp", "aiohttp"]
+        "--kind",
+        default="aiohttp",
+        choices=["httpx", "httpx-poller", "httpx-aiohttp", "aiohttp", "aiohttp-poller"],
     )
     parser.add_argument("--jobs", type=int, default=6000)
     parser.add_argument("--concurrency", type=int, default=100)

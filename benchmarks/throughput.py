@@ -9,7 +9,8 @@ Client kinds: ``httpx`` (httpx's own transport, as a caller's client has it),
 ``httpx-poller`` (httpx's own transport as a poller makes it for itself, when given no
 client), ``httpx-aiohttp`` (an httpx client over the httpx-aiohttp transport) and
 ``aiohttp`` (an ``aiohttp.ClientSession``: the raw loop uses it directly, the poller takes
-it as ``client=`` and polls on the native path).
+it as ``client=`` and polls on the native path) and ``aiohttp-poller`` (the session a
+poller makes for itself on asyncio, its default: both loops on it).
 Then the naive pattern people write today, one ``while`` loop with a sleep per job, all
 gathered, against TaskPoller with the same interval: polls/s and peak memory.
 
@@ -74,6 +75,19 @@ def make_client(kind: str, base: str, concurrency: int) -> Any:
 
         return httpx.AsyncClient(
             base_url=base, transport=AiohttpTransport(limits=limits), timeout=timeout
+        )
+    if kind == "aiohttp-poller":
+        # The session a TaskPoller makes for itself on asyncio (its default): each request
+        # sent once by the session itself, so no per-request middleware.
+        import aiohttp
+
+        from asyncpoll._aiohttp import careful_session
+
+        return careful_session(
+            {"limit": concurrency, "limit_per_host": 0},
+            base_url=base,
+            timeout=aiohttp.ClientTimeout(total=120.0),
+            auto_decompress=False,
         )
     if kind == "aiohttp":
         import aiohttp
@@ -166,7 +180,16 @@ async def server_cpu(client: Any) -> tuple[float, int]:
 
 async def compare(kind: str, base: str, args: argparse.Namespace) -> None:
     for concurrency in args.concurrency:
-        jobs = args.jobs * {"httpx": 1, "httpx-poller": 1, "httpx-aiohttp": 3, "aiohttp": 6}[kind]
+        jobs = (
+            args.jobs
+            * {
+                "httpx": 1,
+                "httpx-poller": 1,
+                "httpx-aiohttp": 3,
+                "aiohttp": 6,
+                "aiohttp-poller": 6,
+            }[kind]
+        )
         async with make_client(kind, base, concurrency) as client:
             await measure(raw_loop, client, 200, concurrency)  # warm up connections
             s_cpu0, s_req0 = await server_cpu(client)
