@@ -24,12 +24,16 @@ never sends on such a connection (see ``_CleanConnector``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json as jsonlib
+import os
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
+import certifi
 import sniffio
 from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
@@ -99,6 +103,20 @@ class _CleanConnector(aiohttp.TCPConnector):
             conn.close()
             conn = await super().connect(req, traces, timeout)
         return conn
+
+
+@functools.lru_cache(maxsize=1)
+def trusted_roots() -> ssl.SSLContext:
+    """The TLS context of the sessions made here: the certificates httpx trusts, so that
+    a poller verifies the same servers on either client: ``SSL_CERT_FILE`` or
+    ``SSL_CERT_DIR`` when set, else certifi's bundle (not the system's, which some
+    Python builds and slim containers lack). One per process: loading it costs
+    milliseconds."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def careful_session(connector: Mapping[str, Any], **options: Any) -> aiohttp.ClientSession:
@@ -252,7 +270,7 @@ class AiohttpTransport:
             aiohttp.CookieJar(unsafe=True) if cookies else aiohttp.DummyCookieJar()
         )
         return careful_session(
-            {"limit": self._max_connections, "limit_per_host": 0},
+            {"limit": self._max_connections, "limit_per_host": 0, "ssl": trusted_roots()},
             timeout=timeout,
             auto_decompress=False,  # inflated under the size cap by read_capped
             cookie_jar=jar,  # unsafe=True: keep cookies of IP-address hosts, as httpx does

@@ -115,7 +115,8 @@ class Engine:
             allowed_origins=options.allowed_origins,
             fail_on_stall=options.fail_on_stall,
             status_url=options.status_url,
-            absolute=transport.absolute,
+            # The transport in use once the poller opens ("auto" picks one then).
+            absolute=lambda url: self.sender.transport.absolute(url),
             follows=self._follows,
         )
         self.callbacks = CallbackRunner(

@@ -157,6 +157,7 @@ class HttpxTransport:
                 library,
             )
             self._client = self._make_client("httpx")
+            self._kind = "httpx"  # the client in use, as poller.transport says
         return self
 
     @property

@@ -26,9 +26,10 @@ TICK = 0.001
 #: How late an event loop's timer may fire: asyncio and trio both wait on epoll, whose
 #: timeout is rounded up to a whole millisecond, and a busy loop adds its own delay.
 GRAIN = 0.0015
-#: A timer later than this reveals a real clock with a coarse timer; a virtual clock
-#: (trio's MockClock, looptime) fires its timers on the dot.
-LATE = 1e-6
+#: A timer later than this reveals a real clock with a coarse timer (epoll's are up to a
+#: millisecond late); a virtual clock (trio's MockClock, looptime) fires its timers on
+#: the dot, and a precise timer (kqueue's) within tens of microseconds.
+LATE = 0.0002
 
 
 class _Waiter:
@@ -48,6 +49,13 @@ class Limiter:
     seconds at most ``burst + rate * t`` requests pass. Waiters queue first come, first
     served; only the one at the head sleeps, on one timer, until its token accrues, and
     then hands the head to the next, which goes at once if a token is already there.
+    Where timers fire late and the bucket would overflow meanwhile (burst 1), the head
+    sleeps until ``GRAIN`` before its token and yields to the loop for the rest (see
+    ``_land``).
+
+    ``bucket``: the ``TokenBucket`` (or a subclass: one that records or shares its
+    grants) whose arithmetic the limiter runs; a new ``TokenBucket(limit)`` by default.
+    Its ``limit`` must be ``limit``.
     """
 
     __slots__ = ("_bucket", "_clock", "_coarse", "_queue", "waiting")
@@ -55,8 +63,11 @@ class Limiter:
     def __init__(
         self, limit: RateLimit, clock: Clock, *, bucket: TokenBucket | None = None
     ) -> None:
-        # ``bucket``: the arithmetic to run, a new TokenBucket(limit) by default (a
-        # subclass may record or share its grants).
+        if bucket is not None and bucket.limit != limit:
+            raise ValueError(
+                f"Limiter(bucket=) must run the limiter's own limit {limit!r}, "
+                f"got a bucket of {bucket.limit!r}"
+            )
         self._bucket = TokenBucket(limit) if bucket is None else bucket
         self._clock = clock
         self._queue: collections.deque[_Waiter] = collections.deque()
@@ -179,8 +190,9 @@ class Limiter:
         """Return at ``at``, no later than a loop iteration after it: sleep until a
         timer's lateness before it (``GRAIN``), then yield to the event loop until the
         clock reads ``at``. Only where timers were seen to fire late (a real clock: see
-        ``_sleep_until``); the yielding costs CPU only while the loop has nothing else
-        to do, at most about ``GRAIN`` a wake-up.
+        ``_sleep_until``); the yielding costs CPU while the loop has nothing else to do
+        (and, on a loop in a thread of its own, competes for the GIL), at most about
+        ``GRAIN`` a wake-up.
 
         (A sleep of whole milliseconds is not enough: the loop waits for its earliest
         timer, rounded up to a whole millisecond, so any other timer of the loop, at
@@ -192,6 +204,8 @@ class Limiter:
         clock = self._clock
         if at - GRAIN > clock.now():
             await clock.sleep_until(at - GRAIN)
+        else:
+            await anyio.lowlevel.checkpoint()  # never return without yielding once
         began, real_began = clock.now(), time.perf_counter()
         while (now := clock.now()) < at:
             real = time.perf_counter() - real_began

@@ -9,8 +9,9 @@ poller opens on, picked when it opens: on asyncio the native aiohttp path (sever
 the polls per CPU second of httpx's own transport, every rule of the engine kept: each
 request sent once, counted by the rate limiter); anywhere else (trio) httpx's own
 transport. Two cases keep httpx on asyncio too: aiohttp not installed (a base install
-has it; an install without dependencies may not), and a respx mock running, which
-answers httpx requests only (a test's mocked API stays mocked).
+has it; an install without dependencies may not), and a test double answering httpx's
+requests (a respx mock, pytest-httpx's ``httpx_mock``, a monkeypatch of httpx's or
+httpcore's entry point), so that a test's mocked API stays mocked.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def make_transport(
             if exc.name != "aiohttp":
                 raise
             raise ImportError(
-                "transport='aiohttp' needs the aiohttp extra: pip install 'asyncpoll[aiohttp]'"
+                "transport='aiohttp' needs aiohttp, part of asyncpoll's install: "
+                "pip install aiohttp"
             ) from None
 
         def fallback() -> Transport:
@@ -97,9 +99,9 @@ def make_transport(
         return AiohttpTransport(session=client, fallback=fallback, **options)
     from ._http import HttpxTransport
 
-    return HttpxTransport(
-        client=client, kind="httpx-aiohttp" if kind == "httpx-aiohttp" else "httpx", **options
-    )
+    # A caller's client is named "httpx" whatever its transport (it is used as it is).
+    made_here = client is None and kind == "httpx-aiohttp"
+    return HttpxTransport(client=client, kind="httpx-aiohttp" if made_here else "httpx", **options)
 
 
 def respx_mocking() -> bool:
@@ -113,6 +115,27 @@ def respx_mocking() -> bool:
         return any(mocker.routers for mocker in Mocker.registry.values())
     except Exception:  # a respx whose internals differ: assume no mock
         return False
+
+
+#: Where httpx's and httpcore's own request entry points live; a test double patched over
+#: one (pytest-httpx's ``httpx_mock``, respx, a monkeypatch) comes from elsewhere.
+_ENTRY_POINTS = (
+    ("httpx", "AsyncHTTPTransport", "handle_async_request", "httpx."),
+    ("httpcore", "AsyncConnectionPool", "handle_async_request", "httpcore."),
+)
+
+
+def httpx_mocked() -> bool:
+    """True while something answers httpx's requests in process: a respx mock, or
+    another test double patched over httpx's or httpcore's request entry point."""
+    if respx_mocking():
+        return True
+    for module_name, class_name, method, home in _ENTRY_POINTS:
+        module = sys.modules.get(module_name)
+        function = getattr(getattr(module, class_name, None), method, None)
+        if function is not None and not str(getattr(function, "__module__", "")).startswith(home):
+            return True
+    return False
 
 
 class _Auto:
@@ -132,12 +155,14 @@ class _Auto:
         library = sniffio.current_async_library()
         reason = f"aiohttp does not run on {library}"
         if library == "asyncio":
-            reason = "a respx mock is running (it answers httpx requests only)"
-            if not respx_mocking():
+            reason = "a test double answers httpx's requests (respx, pytest-httpx...)"
+            if not httpx_mocked():
                 try:
                     from ._aiohttp import AiohttpTransport
                 except ImportError as exc:
                     reason = f"aiohttp cannot be imported ({exc})"
+                    if exc.name != "aiohttp":  # installed but broken: say so
+                        logger.warning("transport='auto': %s; polling on httpx", reason)
                 else:
                     return AiohttpTransport(**self._options).open()
         from ._http import HttpxTransport

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -243,3 +244,50 @@ async def test_the_default_transport_is_httpx_where_aiohttp_cannot_be_imported(
     ) as p:
         assert p.transport == "httpx"
         assert await p.add("n1") == {"job": "n1"}
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_default_transport_is_httpx_while_a_test_double_patches_httpx(
+    server: JobServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest-httpx's ``httpx_mock`` and hand-made monkeypatches replace httpx's request
+    entry point: "auto" stays on httpx, so the double answers and no request goes out."""
+
+    async def answer(self: Any, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status": "done", "result": str(request.url)})
+
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", answer)
+    async with asyncpoll.TaskPoller(server.url + "/jobs/{job_id}") as p:
+        assert p.transport == "httpx"
+        assert await p.add("k1") == server.url + "/jobs/k1"
+    assert server.polls == {}
+
+
+def test_the_aiohttp_sessions_trust_what_httpx_trusts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sessions the poller makes verify TLS against certifi's bundle, as httpx's
+    client does, or SSL_CERT_FILE when it is set."""
+    import certifi
+
+    from asyncpoll._aiohttp import trusted_roots
+
+    trusted_roots.cache_clear()
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    try:
+        expected = ssl.create_default_context(cafile=certifi.where()).cert_store_stats()
+        assert trusted_roots().cert_store_stats() == expected
+        trusted_roots.cache_clear()
+        monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+        assert trusted_roots().cert_store_stats() == expected
+    finally:
+        trusted_roots.cache_clear()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_default_aiohttp_session_verifies_with_those_roots(server: JobServer) -> None:
+    """The session a default poller makes on asyncio carries that TLS context."""
+    from asyncpoll._aiohttp import trusted_roots
+
+    async with asyncpoll.TaskPoller(server.url + "/jobs/{job_id}") as p:
+        session = p._transport._session  # type: ignore[attr-defined]
+        assert session.connector._ssl is trusted_roots()

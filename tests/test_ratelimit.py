@@ -1013,6 +1013,21 @@ async def test_limiter_on_late_timers_keeps_its_rate(
         assert len(times) <= 0.9 * rate
 
 
+def test_limiter_refuses_a_bucket_of_another_limit() -> None:
+    """Limiter(bucket=) runs the bucket given, which must be of the limiter's own limit."""
+    limit = RateLimit(5, burst=2)
+    bucket = GrantLog(limit)
+    assert Limiter(limit, AnyioClock(), bucket=bucket).bucket is bucket
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "Limiter(bucket=) must run the limiter's own limit RateLimit(rate=5, per=1.0, "
+            "burst=2), got a bucket of RateLimit(rate=6, per=1.0, burst=2)"
+        ),
+    ):
+        Limiter(limit, AnyioClock(), bucket=TokenBucket(RateLimit(6, burst=2)))
+
+
 @pytest.mark.anyio
 async def test_limiter_on_a_clock_that_stands_still_never_spins() -> None:
     """Late timers on a clock that does not move while the loop yields (a virtual clock
