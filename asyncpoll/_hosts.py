@@ -104,6 +104,18 @@ class HostGate:
         Returns:
             False if a deadline came first.
         """
+        if not await self.wait_out_pause(deadline):
+            return False
+        rate_deadline = deadline if rate_deadline is None else rate_deadline
+        if self._limiter is not None and not await self._limiter.acquire(rate_deadline):
+            return False
+        self._recent.append(self._clock.now())
+        return True
+
+    async def wait_out_pause(self, deadline: float = math.inf) -> bool:
+        """Wait until no cool-down holds the host; False if ``deadline`` (a clock
+        reading) comes first. Also after a slot was taken: a cool-down announced while a
+        request waited for it holds that request too."""
         clock = self._clock
         # A loop: a 429 that arrives while we sleep can push the cool-down further out.
         # A sleep that ran its course reached its end, even where the clock reads a hair
@@ -117,10 +129,6 @@ class HostGate:
                 return False
             await clock.sleep_until(until)
             slept_to = until
-        rate_deadline = deadline if rate_deadline is None else rate_deadline
-        if self._limiter is not None and not await self._limiter.acquire(rate_deadline):
-            return False
-        self._recent.append(clock.now())
         return True
 
     def on_throttled(self, now: float, pause: float) -> None:

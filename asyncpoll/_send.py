@@ -175,17 +175,9 @@ class Sender:
         rate_bound = bound if rate_bound is None else rate_bound
         if self.limiter is not None and not await self.limiter.acquire(rate_bound):
             return False
-        if gate is not None:
-            clock = self.clock
-            slept_to = -math.inf  # a sleep that ran its course reached its end (see wait())
-            while (until := gate.paused_until) > max(clock.now(), slept_to):
-                # Announced while we waited for a slot: the slot is spent, the pause holds.
-                if until >= bound:
-                    await clock.sleep_until(bound)
-                    return False
-                await clock.sleep_until(until)
-                slept_to = until
-        return True
+        # A cool-down announced while we waited for a slot: the slot is spent, the pause
+        # holds.
+        return gate is None or await gate.wait_out_pause(bound)
 
     def feedback(self, url: str, response: Response, gate: HostGate | None = None) -> float | None:
         """Tell the host's gate what it answered; returns the server's hint, capped."""
