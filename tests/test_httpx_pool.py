@@ -14,7 +14,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -360,11 +360,18 @@ async def send_all(
     transport: _http.HttpxTransport, server: EchoServer, paths: list[str]
 ) -> dict[str, Any]:
     """GET every path at once; the server answers once all are queued in the pool."""
-    pool = made_pool(transport)
+    return await send_all_on(transport.get, made_pool(transport), server, paths)
+
+
+async def send_all_on(
+    send: Callable[[str], Awaitable[Any]], pool: Any, server: EchoServer, paths: list[str]
+) -> dict[str, Any]:
+    """GET every path at once with ``send`` (whose requests queue in ``pool``); the
+    server answers once all are queued. Returns each path's parsed body."""
     bodies: dict[str, Any] = {}
 
     async def get(path: str) -> None:
-        bodies[path] = (await transport.get(path)).json()
+        bodies[path] = (await send(path)).json()
 
     async with anyio.create_task_group() as tg:
         for path in paths:
@@ -501,7 +508,7 @@ async def test_held_connections_the_pass_closes_are_refused_not_read_from(
         async def get(path: str) -> None:
             bodies[path] = (await client.get(path)).json()
 
-        await send_all_on(client, server, [f"/warm/{i}" for i in range(k)], bodies)
+        bodies.update(await send_all_on(client.get, pool, server, [f"/warm/{i}" for i in range(k)]))
         first = list(pool._connections)
         assert len(first) == k
         server.gate.clear()  # the holders' requests, once sent, wait for their answers
@@ -520,22 +527,6 @@ async def test_held_connections_the_pass_closes_are_refused_not_read_from(
     assert all(b == {"status": "completed", "result": {"path": p}} for p, b in bodies.items())
     assert server.requests == dict.fromkeys(bodies, 1)
     assert sent.refused == k  # each holder found its connection closed, and went round
-
-
-async def send_all_on(
-    client: httpx.AsyncClient, server: EchoServer, paths: list[str], bodies: dict[str, Any]
-) -> None:
-    """GET every path at once on ``client``; the server answers once all are queued."""
-    pool = client._transport._pool  # type: ignore[attr-defined]
-
-    async def get(path: str) -> None:
-        bodies[path] = (await client.get(path)).json()
-
-    async with anyio.create_task_group() as tg:
-        for path in paths:
-            tg.start_soon(get, path)
-        await until(lambda: len(pool._requests) == len(paths))
-        server.gate.set()
 
 
 async def test_a_request_cancelled_in_flight_leaves_nothing_held(
