@@ -173,13 +173,13 @@ class TaskPoller:
             cannot make a second job where the server honours it.
         transport: the client the poller makes: ``"auto"`` (the default: the fastest
             for the event loop, picked when the poller opens: ``"aiohttp"`` on asyncio,
-            ``"httpx"`` on trio, and ``"httpx"`` on asyncio too while a respx mock
-            runs), ``"httpx"`` (httpx's own transport), ``"httpx-aiohttp"`` (httpx
-            over aiohttp) or ``"aiohttp"`` (an ``aiohttp.ClientSession``, no httpx
-            objects per poll: the fastest). The aiohttp kinds run on asyncio only; on
-            trio they fall back to httpx's own transport with a warning;
-            ``"httpx-aiohttp"`` needs the ``aiohttp`` extra. A ``client=`` is used as
-            it is, whatever this says.
+            ``"httpx"`` on trio, and ``"httpx"`` on asyncio too while a test double
+            answers httpx's requests: respx, pytest-httpx), ``"httpx"`` (httpx's own
+            transport), ``"httpx-aiohttp"`` (httpx over aiohttp) or ``"aiohttp"`` (an
+            ``aiohttp.ClientSession``, no httpx objects per poll: the fastest). The
+            aiohttp kinds run on asyncio only; on trio they fall back to httpx's own
+            transport with a warning; ``"httpx-aiohttp"`` needs the ``aiohttp`` extra.
+            A ``client=`` is used as it is, whatever this says.
         progress: show a live progress display while the poller is open (tqdm's
             ``tqdm.auto``: a bar on stderr in a terminal, a widget in Jupyter): jobs
             done of jobs added, failures, jobs in flight and their mean progress, the
