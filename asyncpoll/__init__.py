@@ -31,12 +31,17 @@ from ._response import Response
 from ._schedule import Backoff, Fixed, Schedule, backoff, fixed
 from ._shortcuts import poll, poll_many
 from ._status import JobState, Status
+from ._store import JobStore, MemoryStore, StoredJob, open_store
 from ._views import PollerSummary
 from ._vocab import DEFAULT_STATES
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "JobStore",
+    "MemoryStore",
+    "StoredJob",
+    "open_store",
     "AnyioClock",
     "AsyncPollError",
     "Backoff",

@@ -185,3 +185,25 @@ def job(state: str, **fields: Any) -> httpx.Response:
 def api() -> FakeJobAPI:
     """A fresh scripted job API."""
     return FakeJobAPI()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real redis-server on loopback for the whole session (skipped, or failed in CI,
+    when redis-server or the ``redis`` package is missing)."""
+    from servers.redis_server import RedisServer, require_redis
+
+    require_redis()
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: Any) -> str:
+    """The session's redis-server, emptied for this test."""
+    redis_server.flush()
+    url: str = redis_server.url
+    return url

@@ -1,0 +1,287 @@
+"""The store seam: where a poller keeps its jobs so that they outlive the process.
+
+A store keeps one row per job id: a ``StoredJob``, whose ``doc`` is the job as JSON
+text (``_codec`` writes and reads it; a store never looks inside). The engine writes
+rows *behind* the scheduler: ``put()`` queues a write and ``flush()`` (a task of the
+poller, every ``flush_interval``) writes the queue in one batch, so a poll never waits
+for a disk or a network round trip. ``insert()`` alone is synchronous: ``add()``
+returns a handle only once the job is stored.
+
+The rules every store keeps (``tests/test_store_contract.py`` checks them on each):
+
+- **A terminal row is final.** A ``put()`` of a row whose stored row is terminal is
+  dropped: the first outcome written wins, so no job is resolved twice.
+- **Read your writes.** ``get()`` and ``get_many()`` see queued ``put()``s at once.
+- **The latest write of a job wins** within one batch (writes coalesce per job id).
+- ``insert()`` of a job id whose live row exists writes nothing and returns that row.
+- ``prune(before)`` deletes terminal rows that finished before ``before``.
+
+A *shared* store (``shared = True``: Redis) is opened by several pollers at once, a
+fleet. There, a live job is polled only by the worker that ``claim()``-ed it, under a
+lease: the claim makes the row invisible to other claims until the lease runs out, and
+the claimer's ``put(row, owner)`` of the live row releases it (it is claimable again at
+``row.due``). A ``put()`` of a live row by a worker whose lease was lost (it expired and
+another worker claimed the job) is dropped. A crashed worker's jobs are claimable by the
+others once their leases run out.
+
+Times in rows are wall-clock epoch seconds (``time.time()``): they must mean the same in
+another process, on another machine, after a restart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._clock import Clock
+    from ._ratelimit import RateLimit
+
+__all__ = [
+    "TERMINAL_STATES",
+    "JobStore",
+    "MemoryStore",
+    "SharedLimiter",
+    "StoredJob",
+    "open_store",
+]
+
+#: The ``JobState`` values of a finished job.
+TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "timed_out", "errored"})
+
+
+@attrs.frozen
+class StoredJob:
+    """One job as a store keeps it.
+
+    Attributes:
+        job_id: the job's id, the row's key.
+        state: the job's state (a ``JobState`` value: ``"running"``, ``"succeeded"``...).
+        due: for a live job, when its next request is due; for a terminal one, when it
+            finished (wall-clock epoch seconds).
+        doc: the job as JSON text; opaque to the store.
+    """
+
+    job_id: str
+    state: str
+    due: float
+    doc: str
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the job is finished."""
+        return self.state in TERMINAL_STATES
+
+
+@runtime_checkable
+class SharedLimiter(Protocol):
+    """A rate limit kept in a shared store: what ``Sender`` asks of a ``Limiter``."""
+
+    waiting: int
+
+    @property
+    def limit(self) -> RateLimit: ...
+
+    async def acquire(self, deadline: float = math.inf) -> bool:
+        """Wait for a token; False if ``deadline`` (on the poller's clock) comes first."""
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Where a poller keeps its jobs (see the module's docstring for the rules)."""
+
+    #: Several pollers may open it at once (claims and leases decide who polls a job).
+    shared: bool
+
+    #: The store's URL, credentials redacted (for reprs and messages).
+    url: str
+
+    async def open(self) -> None:
+        """Connect (make the schema); a store opened twice raises ``RuntimeError``."""
+
+    async def aclose(self) -> None:
+        """Write every queued write, then disconnect. Closing twice does nothing."""
+
+    def insert(self, job: StoredJob) -> StoredJob | None:
+        """Store a new live job now: durable when this returns.
+
+        Returns:
+            None when written; the stored live row of that id (nothing written) if one
+            exists. A terminal row of that id is replaced.
+        """
+
+    def get(self, job_id: str) -> StoredJob | None:
+        """The row of ``job_id`` (queued writes included), or None."""
+
+    def put(self, job: StoredJob, owner: str | None = None) -> None:
+        """Queue a write of ``job`` (``owner``: the claiming worker, shared stores)."""
+
+    @property
+    def pending(self) -> int:
+        """How many writes are queued."""
+
+    async def flush(self) -> None:
+        """Write every queued write, in one batch where the store can."""
+
+    async def get_many(self, job_ids: Iterable[str]) -> list[StoredJob | None]:
+        """The rows of ``job_ids``, in order (None where there is none)."""
+
+    async def live(self) -> list[StoredJob]:
+        """Every live row (not claimed by another worker), earliest due first."""
+
+    async def prune(self, before: float) -> int:
+        """Delete terminal rows that finished before ``before``; how many were deleted."""
+
+    async def claim(self, owner: str, now: float, lease: float, limit: int) -> list[StoredJob]:
+        """Take up to ``limit`` live rows due at ``now`` for ``owner``, each for ``lease``
+        seconds, earliest due first (shared stores; a store for one poller may return
+        ``live()``'s due rows)."""
+
+    def put_cooldown(self, host: str, until: float) -> None:
+        """Queue: requests to ``host`` pause until ``until`` (shared stores)."""
+
+    async def cooldowns(self, now: float) -> dict[str, float]:
+        """The pauses in force at ``now``: host -> until (shared stores)."""
+
+    def limiter(self, limit: RateLimit, clock: Clock) -> SharedLimiter | None:
+        """A rate limiter shared by every poller of the store, or None (not shared)."""
+
+
+def _coalesce(queue: dict[str, tuple[StoredJob, str | None]], job: StoredJob, owner: str | None) -> None:
+    """Queue ``job``, replacing a queued write of the same id unless that one is final."""
+    queued = queue.get(job.job_id)
+    if queued is not None and queued[0].terminal:
+        return
+    queue[job.job_id] = (job, owner)
+
+
+class MemoryStore:
+    """A store in this process's memory: the rules of a store without the durability.
+
+    The reference for the store contract; fast, shared with nothing, gone with the
+    process. ``TaskPoller(store="memory://")``.
+    """
+
+    shared = False
+
+    def __init__(self) -> None:
+        self.url = "memory://"
+        self._rows: dict[str, StoredJob] = {}
+        self._queue: dict[str, tuple[StoredJob, str | None]] = {}
+        self._opened = False
+        self._closed = False
+
+    async def open(self) -> None:
+        if self._opened:
+            raise RuntimeError(f"the store {self.url} is open already; make a new one")
+        self._opened = True
+
+    async def aclose(self) -> None:
+        if self._closed or not self._opened:
+            return
+        await self.flush()
+        self._closed = True
+
+    def insert(self, job: StoredJob) -> StoredJob | None:
+        current = self.get(job.job_id)
+        if current is not None and not current.terminal:
+            return current
+        self._queue.pop(job.job_id, None)
+        self._rows[job.job_id] = job
+        return None
+
+    def get(self, job_id: str) -> StoredJob | None:
+        queued = self._queue.get(job_id)
+        stored = self._rows.get(job_id)
+        if queued is not None and (stored is None or not stored.terminal):
+            return queued[0]
+        return stored
+
+    def put(self, job: StoredJob, owner: str | None = None) -> None:
+        _coalesce(self._queue, job, owner)
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    async def flush(self) -> None:
+        queue, self._queue = self._queue, {}
+        rows = self._rows
+        for job_id, (job, _owner) in queue.items():
+            stored = rows.get(job_id)
+            if stored is not None and stored.terminal:
+                continue  # the first outcome wins
+            rows[job_id] = job
+
+    async def get_many(self, job_ids: Iterable[str]) -> list[StoredJob | None]:
+        return [self.get(job_id) for job_id in job_ids]
+
+    async def live(self) -> list[StoredJob]:
+        await self.flush()
+        return sorted((r for r in self._rows.values() if not r.terminal), key=lambda r: r.due)
+
+    async def prune(self, before: float) -> int:
+        await self.flush()
+        old = [k for k, r in self._rows.items() if r.terminal and r.due < before]
+        for key in old:
+            del self._rows[key]
+        return len(old)
+
+    async def claim(self, owner: str, now: float, lease: float, limit: int) -> list[StoredJob]:
+        return [r for r in await self.live() if r.due <= now][:limit]
+
+    def put_cooldown(self, host: str, until: float) -> None:
+        pass  # one poller: its own host gates hold its pauses
+
+    async def cooldowns(self, now: float) -> dict[str, float]:
+        return {}
+
+    def limiter(self, limit: RateLimit, clock: Clock) -> SharedLimiter | None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore {len(self._rows)} jobs, {len(self._queue)} writes queued>"
+
+
+def open_store(spec: Any) -> JobStore:
+    """The store ``spec`` names: a store object (returned as it is) or a URL.
+
+    ``"memory://"``, ``"sqlite:///path/to/jobs.db"`` (three slashes and a relative
+    path, four for an absolute one: ``sqlite:////var/lib/app/jobs.db``) or
+    ``"redis://host:6379/0"`` (``rediss://`` for TLS).
+
+    Raises:
+        ValueError: a URL of another scheme, or one without a path (SQLite).
+        TypeError: neither a URL nor an object with the store's methods.
+    """
+    if isinstance(spec, str):
+        scheme, sep, rest = spec.partition("://")
+        scheme = scheme.lower()
+        if not sep:
+            raise ValueError(
+                f"store must be a URL such as 'sqlite:///jobs.db', 'redis://localhost:6379/0' "
+                f"or 'memory://', got {spec!r}"
+            )
+        if scheme == "memory":
+            return MemoryStore()
+        if scheme == "sqlite":
+            from ._sqlite import SQLiteStore
+
+            return SQLiteStore.from_url(spec)
+        if scheme in ("redis", "rediss", "unix"):
+            from ._redis import RedisStore
+
+            return RedisStore.from_url(spec)
+        raise ValueError(
+            f"store URL {spec!r} has the unknown scheme {scheme!r}; use 'memory://', "
+            "'sqlite:///path/jobs.db' or 'redis://host:6379/0'"
+        )
+    if isinstance(spec, JobStore):
+        return spec
+    raise TypeError(
+        f"store must be a URL ('sqlite:///jobs.db', 'redis://...', 'memory://') or a store "
+        f"object (asyncpoll.MemoryStore, SQLiteStore, RedisStore), got {spec!r}"
+    )
