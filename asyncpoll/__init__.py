@@ -8,6 +8,7 @@ resolves each job's awaitable handle the moment it reaches a terminal state.
 from ._blocking import BlockingHandle, BlockingPoller, poll_blocking, poll_many_blocking
 from ._bus import EventStream
 from ._clock import AnyioClock, Clock
+from ._codec import TokenError
 from ._defaultreader import DefaultReader
 from ._errors import (
     AsyncPollError,
@@ -38,10 +39,6 @@ from ._vocab import DEFAULT_STATES
 __version__ = "0.1.0"
 
 __all__ = [
-    "JobStore",
-    "MemoryStore",
-    "StoredJob",
-    "open_store",
     "AnyioClock",
     "AsyncPollError",
     "Backoff",
@@ -60,9 +57,11 @@ __all__ = [
     "JobHandle",
     "JobStalled",
     "JobState",
+    "JobStore",
     "JobTimeout",
     "JsonReader",
     "Limiter",
+    "MemoryStore",
     "PollError",
     "PollerStatistics",
     "PollerSummary",
@@ -71,12 +70,15 @@ __all__ = [
     "Response",
     "Schedule",
     "Status",
+    "StoredJob",
     "Submission",
     "SubmitError",
     "TaskPoller",
     "TokenBucket",
+    "TokenError",
     "backoff",
     "fixed",
+    "open_store",
     "poll",
     "poll_blocking",
     "poll_many",

@@ -23,6 +23,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from ._bus import CallbackRunner, EventBus
 from ._clock import Clock
+from ._codec import error_from, from_json
 from ._decide import decide, on_status, shown_url
 from ._defaultreader import DefaultReader
 from ._errors import MESSAGE_TEXT_LIMIT, AsyncPollError, JobCancelled, JobTimeout, PollError
@@ -52,6 +53,8 @@ from ._worker import run_worker
 
 if TYPE_CHECKING:
     from ._handle import JobHandle
+    from ._journal import Fleet, Journal
+    from ._store import StoredJob
 
 __all__ = ["SCHEDULER_TICK", "Engine"]
 
@@ -141,6 +144,8 @@ class Engine:
         self._ready_send: MemoryObjectSendStream[JobHandle] | None = None
         self.quiet = False  # no log line per finished job (a summary is logged instead)
         self.remote: RemoteCancel | None = None  # the facade's _remote.Remote
+        self.journal: Journal | None = None  # writes jobs to the poller's store
+        self.fleet: Fleet | None = None  # claims jobs from a shared store
 
     def _follows(self, job_id: str) -> bool:
         """Whether a job of that id is in flight (for answers naming another job)."""
@@ -216,9 +221,20 @@ class Engine:
 
     # ----------------------------------------------------------------- jobs
 
-    def track(self, handle: JobHandle, due: float) -> None:
-        """Follow a new job: first due at ``due``, timed out at its deadline."""
+    def track(self, handle: JobHandle, due: float, *, stored: bool = False) -> None:
+        """Follow a new job: first due at ``due``, timed out at its deadline.
+
+        With a store, the job is written to it first (``stored``: it is there already, a
+        job resumed from the store). In a fleet the store's claims hand it to a worker.
+        """
+        journal = self.journal
+        if journal is not None and not stored:
+            journal.added(handle, due)  # may raise: nothing is followed yet
         self.registry.add(handle)
+        if self.fleet is not None:
+            if self.bus.listening:
+                self.emit(EventKind.ADDED, handle)
+            return
         self.push(handle, due)
         deadline = handle._record.deadline
         if deadline is not None:
@@ -340,6 +356,11 @@ class Engine:
                 handle._scope = None
                 self.time_out(handle)
                 return
+            if handle._lease_end != math.inf and clock.now() > handle._lease_end:
+                assert self.fleet is not None
+                handle._scope = None
+                self.fleet.lose(handle)  # another worker may hold the job by now
+                return
             record.attempts += 1
             sender.requests += 1
             now = clock.now()
@@ -394,7 +415,13 @@ class Engine:
         if response is not None:
             assert url is not None
             handle._last_response = response
-            hint = sender.feedback(url, response, gate)
+            if self.fleet is not None and gate is not None:
+                paused = gate.paused_until
+                hint = sender.feedback(url, response, gate)
+                if gate.paused_until > paused:
+                    self.fleet.cooldown(gate.host, gate.paused_until)
+            else:
+                hint = sender.feedback(url, response, gate)
             if hint is not None:
                 outcome = Answered(response, hint)
         self.settle(handle, outcome)
@@ -425,9 +452,28 @@ class Engine:
             # The common case, a live job polled again, without apply()'s dispatch.
             if decision.progressed:
                 self._progressed(handle)
-            self.push(handle, decision.due, now)
+            if self.journal is None:
+                self.push(handle, decision.due, now)
+            else:
+                self.again(handle, decision.due, now)
         else:
             self.apply(handle, decision)
+
+    def again(self, handle: JobHandle, due: float, now: float | None = None) -> None:
+        """The job is live, next due at ``due``: reschedule it here, or (in a fleet)
+        release it to the store; with a store, write its new state."""
+        journal = self.journal
+        if journal is None:
+            self.push(handle, due, now)
+            return
+        deadline = handle._record.deadline
+        if deadline is not None and due > deadline:
+            due = deadline
+        journal.changed(handle, due)
+        if self.fleet is not None:
+            self.fleet.release(handle)
+        else:
+            self.push(handle, due, now)
 
     def apply(self, handle: JobHandle, decision: Decision) -> None:
         """Carry out a decision: reschedule, follow a new job, or finish."""
@@ -450,7 +496,7 @@ class Engine:
                 )
             elif decision.kind == "transient" and logger.isEnabledFor(logging.DEBUG):
                 logger.debug("job %r: transient failure %d", handle.job_id, handle._record.errors)
-            self.push(handle, decision.due)
+            self.again(handle, decision.due)
         elif kind is Finish:
             assert isinstance(decision, Finish)
             if decision.stalled:
@@ -516,9 +562,13 @@ class Engine:
         )
         record.action = "poll"
         record.state = JobState.PENDING
-        record.changed_at = self.clock.now()
+        record.changed_at = now = self.clock.now()
         self.registry.rekey(handle, old, decision.job_id)
-        self.push(handle, decision.due)
+        if self.journal is not None:
+            self.journal.rekeyed(handle, old, now)
+            if self.fleet is not None:
+                self.fleet.claimed[decision.job_id] = self.fleet.claimed.pop(old, handle)
+        self.again(handle, decision.due)
 
     def interrupted(self, handle: JobHandle) -> None:
         """A poll was cut short by its worker's cancel scope: say why, to the job."""
@@ -575,8 +625,15 @@ class Engine:
         *,
         result: Any = None,
         exc: BaseException | None = None,
+        elsewhere: bool = False,
     ) -> None:
-        """Resolve ``handle`` once; every later call is a no-op."""
+        """Resolve ``handle`` once; every later call is a no-op.
+
+        ``elsewhere``: the outcome was read from the store (another poller of a fleet
+        finished the job, or it finished before this process): the handle resolves and
+        its own done callbacks run, but the poller's callbacks, events and log line are
+        left to the poller that finished it, and nothing is written.
+        """
         if handle._finish_seq >= 0:
             return
         record = handle._record
@@ -587,6 +644,18 @@ class Engine:
         self.finished.append(handle)
         self.finished_by_state[state] += 1
         self.registry.finish(handle)
+        if self.journal is not None and not elsewhere:
+            self.journal.finished(handle, result, exc)
+        if self.fleet is not None:
+            self.fleet.release(handle)
+        if elsewhere:
+            for fn in callbacks or ():
+                self.callbacks.run_sync(fn, handle)
+            if self._finish_event is not None:
+                self._finish_event.set()
+                self._finish_event = None
+            self.wake_if_idle()
+            return
         if not self.quiet:
             if state is JobState.SUCCEEDED:
                 logger.info("job %r succeeded after %d polls", record.job_id, record.attempts)
@@ -604,3 +673,14 @@ class Engine:
         if self.bus.listening or self.callbacks.on_done is not None or handle._on_done is not None:
             self.emit(EventKind.DONE, handle)
         self.wake_if_idle()
+
+    def finish_from_store(self, handle: JobHandle, row: StoredJob) -> None:
+        """Resolve ``handle`` with the outcome ``row`` holds (``finish(elsewhere=True)``)."""
+        import json
+
+        doc = json.loads(row.doc)
+        state = JobState(row.state)
+        error = error_from(doc.get("error"), row.job_id)
+        if error is None and state is not JobState.SUCCEEDED:
+            error = PollError(f"the job ended {state.value}", job_id=row.job_id)
+        self.finish(handle, state, result=from_json(doc.get("result")), exc=error, elsewhere=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Generator, Mapping
+import math
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from typing import Any, Protocol
 
 import anyio
@@ -65,6 +66,7 @@ class JobHandle:
         "_gate_url",
         "_in_request",
         "_last_response",
+        "_lease_end",
         "_metadata",
         "_on_done",
         "_on_progress",
@@ -105,6 +107,7 @@ class JobHandle:
         self._in_request = -1  # the number of the request in flight, else -1
         self._gate: Any = None  # the HostGate of _gate_url, the URL last polled
         self._gate_url: str | None = None
+        self._lease_end = math.inf  # in a fleet: the poll must start before this time
 
     def _resolve(
         self, result: Any, exception: BaseException | None, seq: int
@@ -189,6 +192,26 @@ class JobHandle:
                 polled), or the cancel request itself failed.
         """
         return await self._owner.cancel_remote(self)
+
+    def resume_token(self, *, headers: Iterable[str] = ()) -> str:
+        """A versioned JSON text that lets another poller pick this job up
+        (``poller.resume(token)``), in another process or on another machine.
+
+        It holds the job's URLs, its schedule and its state so far (attempts, errors),
+        its metadata, and the names of its named callables; never pickle. Of the create
+        request's headers it keeps only those named in ``headers``; credentials
+        (``Authorization``, cookies, API keys, the poller's ``secret_headers``) never.
+
+        Raises:
+            ValueError: the job is finished, ``headers`` names a credential header, a
+                URL carries credentials, or something cannot be stored (an unnamed
+                ``check=`` callable: register it with ``TaskPoller(named=...)``).
+        """
+        make = getattr(self._poller, "_resume_token", None)
+        if make is None:
+            raise TypeError("this handle's poller makes no resume tokens")
+        token: str = make(self, headers)
+        return token
 
     @property
     def attempts(self) -> int:

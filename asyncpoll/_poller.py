@@ -23,8 +23,9 @@ import anyio
 
 from ._ascompleted import AsCompleted, PollerStatistics
 from ._bus import DEFAULT_EVENT_BUFFER, EventStream
-from ._clock import AnyioClock, Clock
+from ._clock import AnyioClock, Clock, wall_time_of
 from ._detached import spawn_detached
+from ._durable import Durable, check_named, handle_from, make_token, origin_check, read_token
 from ._engine import Engine
 from ._errors import SubmitError
 from ._handle import Callback, Check, JobHandle
@@ -185,6 +186,23 @@ class TaskPoller:
             done of jobs added, failures, jobs in flight and their mean progress, the
             rate, and in a terminal or notebook a bar for each of the (up to 3) most
             advanced jobs that report progress. Needs the ``progress`` extra.
+        store: keep every job in a store, so that it outlives the process: a URL
+            (``"sqlite:///jobs.db"``, ``"redis://localhost:6379/0"``, ``"memory://"``) or
+            a store object. A job is stored before ``add()``/``submit()`` returns; every
+            change is written behind the scheduler (every ``flush_interval``). A poller
+            opened on a SQLite store resumes the live jobs in it; pollers on one Redis
+            store share its jobs as a fleet (each job polled by one of them at a time,
+            under a lease) and the poller's ``rate_limit`` across all of them. See the
+            "Durability and scaling out" page of the docs for every guarantee.
+        named: ``name -> callable or schedule``: what a store keeps by name, since code
+            cannot be stored. ``add(check="sdk-status")`` (or the registered callable
+            itself) stores the name; a poller resuming the job must register it too.
+        retention: seconds a finished job's outcome stays in the store (default a day;
+            None: for ever).
+        flush_interval: seconds between two batches of store writes (default 0.05).
+        lease: in a fleet, the seconds a claim holds a job (default 60): a crashed
+            worker's jobs are polled by the others after it. Must exceed the longest
+            wait for the rate limit plus ``request_timeout``.
 
     ``events()`` streams every job change; ``shutdown()`` ends the poller's work the way
     ``concurrent.futures`` executors do; ``in_flight()`` lists the jobs still running.
@@ -236,6 +254,11 @@ class TaskPoller:
         idempotency_key: bool = False,
         transport: str = "auto",
         progress: bool = False,
+        store: Any = None,
+        named: Mapping[str, Any] | None = None,
+        retention: float | None = 86400.0,
+        flush_interval: float = 0.05,
+        lease: float = 60.0,
     ) -> None:
         if not isinstance(progress, bool):
             raise TypeError(f"progress must be True or False, got {progress!r}")
@@ -289,6 +312,21 @@ class TaskPoller:
             secret_headers=options.secret_headers,
         )
         self._engine = engine = Engine(options, self._transport, self._clock)
+        self._named = check_named(named)
+        self._durable: Durable | None = None
+        if store is not None:
+            check_seconds("flush_interval", flush_interval, allow_none=False)
+            check_seconds("lease", lease, allow_none=False)
+            if lease <= 2.0:
+                raise ValueError(f"lease must be more than 2 seconds, got {lease!r}")
+            self._durable = Durable(
+                store,
+                self._named,
+                retention=check_seconds("retention", retention),
+                flush_interval=float(flush_interval),
+                lease=float(lease),
+                claim_interval=min(0.05, float(flush_interval)),
+            )
         self._remote = Remote(engine, options)
         engine.remote = self._remote
         self._lifecycle = _Lifecycle.UNOPENED
@@ -310,11 +348,23 @@ class TaskPoller:
             loop_time = self._clock.now  # the event loop's clock: cancel scopes use it
             engine.sender.rebind(self._clock)
         self._transport = engine.sender.transport = self._transport.open()
+        durable = self._durable
+        if durable is not None:
+            try:
+                await durable.open(self, engine, self._options)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await durable.aclose()
+                    await self._transport.aclose()
+                self._lifecycle = _Lifecycle.CLOSED
+                raise
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
         self._lifecycle = _Lifecycle.OPEN
         engine.start(tg, loop_time)
+        if durable is not None:
+            durable.start(tg)
         if self._progress is not None:
             tg.start_soon(self._progress.run, engine.bus.subscribe(), name="asyncpoll progress")
         return self
@@ -348,7 +398,11 @@ class TaskPoller:
         finally:
             self._lifecycle = _Lifecycle.CLOSED
             with anyio.CancelScope(shield=True):
-                await self._transport.aclose()
+                try:
+                    if self._durable is not None:
+                        await self._durable.aclose()
+                finally:
+                    await self._transport.aclose()
         if waiting_exc is not None:
             raise waiting_exc
         return None
@@ -570,6 +624,19 @@ class TaskPoller:
         existing = engine.registry.lookup(key)
         if existing is not None:
             return existing
+        durable = self._durable
+        if durable is not None and durable.shared:
+            stored = durable.store.get(key)
+            if stored is not None and not stored.terminal:
+                # Another poller of the fleet added it: follow that job.
+                found = durable.lookup(key)
+                if found is not None:
+                    return found
+        check = self._named_object("check", check)
+        on_done = self._named_object("on_done", on_done)
+        on_progress = self._named_object("on_progress", on_progress)
+        if isinstance(schedule, str):
+            schedule = self._named_object("schedule", schedule)
         if check is not None:
             if not callable(check):
                 raise TypeError(
@@ -631,6 +698,19 @@ class TaskPoller:
             logger.debug("job %r added (%s)", key, redact_url(url) if url else "check=")
         return handle
 
+    def _named_object(self, what: str, value: Any) -> Any:
+        """``value``, or the object registered under it when it is a name."""
+        if not isinstance(value, str):
+            return value
+        found = self._named.get(value)
+        if found is None:
+            known = sorted(self._named) or "none"
+            raise ValueError(
+                f"{what}={value!r} names nothing registered with TaskPoller(named=...) "
+                f"(registered: {known})"
+            )
+        return found
+
     async def submit(
         self,
         url: str,
@@ -682,6 +762,10 @@ class TaskPoller:
             raise ValueError(f"resubmit must be a whole number >= 0, got {resubmit!r}")
         self._check_add_options(add_options)  # before a job exists that could be lost
         key = self._options.idempotency_key if idempotency_key is None else idempotency_key
+        resubmits = self._options.resubmit if resubmit is None else resubmit
+        if idempotency_key is None and not key and resubmits and self._durable is not None:
+            # A resubmit sent again after a crash must not make a second job.
+            key = True
         create = create_request(method, url, json, data, content, headers, key)
         response, job_id, status_url, from_template = await self._remote.create(create)
         registry = self._engine.registry
@@ -694,8 +778,14 @@ class TaskPoller:
         handle = self.add(job_id, status_url, **add_options)
         if handle is existing:
             return handle  # the server gave back a job already followed (an idempotent create)
-        resubmits = self._options.resubmit if resubmit is None else resubmit
         self._remote.adopt(handle, create, response, from_template, resubmits)
+        durable = self._durable
+        if durable is not None and durable.journal is not None:
+            # The create request (for resubmits) is stored before submit() returns.
+            row = durable.store.get(handle._record.job_id)
+            if row is not None and not row.terminal:
+                durable.journal.changed(handle, row.due - durable.journal.offset())
+                await durable.store.flush()
         return handle
 
     def _check_add_options(self, options: Mapping[str, Any]) -> None:
@@ -816,10 +906,119 @@ class TaskPoller:
     def handle(self, job_id: str) -> JobHandle:
         """The handle of job ``job_id`` (the latest one, if the id was added again).
 
+        With a store: of any job in the store, live or finished, added by this poller,
+        an earlier process or (a shared store) another poller of the fleet. A finished
+        job's handle is resolved with the stored outcome; a live one resolves when the
+        job finishes, wherever it is polled.
+
         Raises:
-            ValueError: no job with that id was added to this poller.
+            ValueError: no job with that id was added to this poller (or is stored).
+            LookupError: the stored job needs a name this poller has not registered.
         """
-        return self._lookup(job_id)
+        key = job_key(job_id)
+        found = self._engine.registry.latest(key)
+        if found is None and self._durable is not None and self._durable.journal is not None:
+            found = self._durable.lookup(key)
+        if found is None:
+            where = " or its store" if self._durable is not None else ""
+            raise ValueError(f"no job {key!r} in this poller{where}; add() it first")
+        return found
+
+    async def wait(self, job_id: str) -> Any:
+        """Wait for job ``job_id`` (``handle(job_id)``) and return its result.
+
+        In a fleet it resolves when any poller of the fleet finishes the job.
+
+        Raises:
+            JobFailed, JobTimeout, JobCancelled, PollError: as ``await handle`` does.
+        """
+        return await self.handle(job_id)
+
+    def resume(self, token: str | bytes, *, trusted: bool = False) -> JobHandle:
+        """Follow the job of a resume token (``handle.resume_token()``) from here on.
+
+        Its schedule goes on from its last attempt; its first poll is due when the token
+        was made. A job of that id already in flight is returned as it is.
+
+        Args:
+            token: the token's JSON text.
+            trusted: accept URLs of any origin. Without it every URL in the token must
+                be of an origin this poller polls (its ``status_url``, ``base_url`` or
+                ``allowed_origins``), so that a token from elsewhere cannot send the
+                poller's credentials to a host it names.
+
+        Raises:
+            ValueError: not a resume token, a token of an unknown version, a field that
+                is wrong (named), or a URL of an origin the poller does not poll.
+            LookupError: the token's job needs a name this poller has not registered.
+        """
+        self._check_open()
+        engine = self._engine
+        options = self._options
+        absolute = self._transport.absolute
+        roots = [
+            absolute(root)
+            for root in (options.status_url, options.base_url)
+            if root is not None and "://" in absolute(root)
+        ]
+        origins = (lambda url: True) if trusted else origin_check(roots, options.allowed_origins)
+        offset = wall_time_of(engine.clock)() - engine.clock.now()
+        decoded = read_token(token, origins, offset=offset, named=self._named)
+        existing = engine.registry.lookup(decoded.record.job_id)
+        if existing is not None:
+            return existing
+        handle = handle_from(decoded, engine, self, self._named, "resume token")
+        engine.track(handle, decoded.due)
+        return handle
+
+    def _resume_token(self, handle: JobHandle, headers: Iterable[str]) -> str:
+        engine = self._engine
+        now = engine.clock.now()
+        return make_token(
+            handle,
+            list(headers),
+            self._options.secret_headers,
+            due=now,
+            offset=wall_time_of(engine.clock)() - now,
+            named=self._named,
+        )
+
+    async def serve(self, *, until_empty: bool = False) -> None:
+        """Poll until cancelled: what a worker of a fleet runs.
+
+        ``async with TaskPoller(store="redis://...") as poller: await poller.serve()``
+        polls the fleet's jobs, whoever added them, until the task is cancelled.
+
+        Args:
+            until_empty: return once no job is live in the store (a store of one
+                poller: once every job in flight has finished).
+        """
+        self._check_open()
+        durable = self._durable
+        if not until_empty:
+            await anyio.sleep_forever()
+        if durable is None or durable.fleet is None:
+            await self._engine.wait_idle()
+            return
+        fleet, clock = durable.fleet, self._engine.clock
+        while True:
+            if not fleet.claimed and not len(self._engine.registry):
+                if durable.store.pending:
+                    await durable.store.flush()
+                if not await durable.store.live():
+                    return
+            await clock.sleep_until(clock.now() + 0.25)
+
+    @property
+    def unresumed(self) -> dict[str, str]:
+        """Stored live jobs this poller cannot poll (a name it has not registered):
+        job id -> why. They stay in the store for a poller that can."""
+        return {} if self._durable is None else dict(self._durable.unresumed)
+
+    @property
+    def store(self) -> Any:
+        """The poller's store (None without ``store=``)."""
+        return None if self._durable is None else self._durable.store
 
     def discard_finished(self) -> int:
         """Forget every finished job, so a long-lived poller's memory stays flat.

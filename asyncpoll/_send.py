@@ -140,7 +140,10 @@ class Sender:
 
     def gate_for(self, url: str) -> HostGate:
         """The gate of ``url``'s host, made on first use."""
-        host = host_of(url)
+        return self.gate_at(host_of(url))
+
+    def gate_at(self, host: str) -> HostGate:
+        """The gate of ``host``, made on first use."""
         gate = self._gates.get(host)
         if gate is None:
             limit = None

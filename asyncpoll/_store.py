@@ -150,7 +150,92 @@ class JobStore(Protocol):
         """A rate limiter shared by every poller of the store, or None (not shared)."""
 
 
-def _coalesce(queue: dict[str, tuple[StoredJob, str | None]], job: StoredJob, owner: str | None) -> None:
+def _coalesce(
+    queue: dict[str, tuple[StoredJob, str | None]], job: StoredJob, owner: str | None
+) -> None:
+    """Queue ``job``, replacing a queued write of the same id unless that one is final."""
+    queued = queue.get(job.job_id)
+    if queued is not None and queued[0].terminal:
+        return
+    queue[job.job_id] = (job, owner)
+
+
+class MemoryStore:
+    """A store in this process's memory: the rules of a store without the durability.
+
+    The reference for the store contract; fast, shared with nothing, gone with the
+    process. ``TaskPoller(store="memory://")``.
+    """
+
+    shared = False
+
+    def __init__(self) -> None:
+        self.url = "memory://"
+        self._rows: dict[str, StoredJob] = {}
+        self._queue: dict[str, tuple[StoredJob, str | None]] = {}
+        self._open = False
+
+    async def open(self) -> None:
+        """Open it; a store closed before may be opened again (its rows are kept: a
+        poller made anew in the same process resumes them)."""
+        if self._open:
+            raise RuntimeError(f"the store {self.url} is open already; make a new one")
+        self._open = True
+
+    async def aclose(self) -> None:
+        if not self._open:
+            return
+        await self.flush()
+        self._open = False
+
+    def insert(self, job: StoredJob) -> StoredJob | None:
+        """Store a new live job now: durable when this returns.
+
+        Returns:
+            None when written; the stored live row of that id (nothing written) if one
+            exists. A terminal row of that id is replaced.
+        """
+
+    def get(self, job_id: str) -> StoredJob | None:
+        """The row of ``job_id`` (queued writes included), or None."""
+
+    def put(self, job: StoredJob, owner: str | None = None) -> None:
+        """Queue a write of ``job`` (``owner``: the claiming worker, shared stores)."""
+
+    @property
+    def pending(self) -> int:
+        """How many writes are queued."""
+
+    async def flush(self) -> None:
+        """Write every queued write, in one batch where the store can."""
+
+    async def get_many(self, job_ids: Iterable[str]) -> list[StoredJob | None]:
+        """The rows of ``job_ids``, in order (None where there is none)."""
+
+    async def live(self) -> list[StoredJob]:
+        """Every live row (not claimed by another worker), earliest due first."""
+
+    async def prune(self, before: float) -> int:
+        """Delete terminal rows that finished before ``before``; how many were deleted."""
+
+    async def claim(self, owner: str, now: float, lease: float, limit: int) -> list[StoredJob]:
+        """Take up to ``limit`` live rows due at ``now`` for ``owner``, each for ``lease``
+        seconds, earliest due first (shared stores; a store for one poller may return
+        ``live()``'s due rows)."""
+
+    def put_cooldown(self, host: str, until: float) -> None:
+        """Queue: requests to ``host`` pause until ``until`` (shared stores)."""
+
+    async def cooldowns(self, now: float) -> dict[str, float]:
+        """The pauses in force at ``now``: host -> until (shared stores)."""
+
+    def limiter(self, limit: RateLimit, clock: Clock) -> SharedLimiter | None:
+        """A rate limiter shared by every poller of the store, or None (not shared)."""
+
+
+def _coalesce(
+    queue: dict[str, tuple[StoredJob, str | None]], job: StoredJob, owner: str | None
+) -> None:
     """Queue ``job``, replacing a queued write of the same id unless that one is final."""
     queued = queue.get(job.job_id)
     if queued is not None and queued[0].terminal:
@@ -258,7 +343,7 @@ def open_store(spec: Any) -> JobStore:
         TypeError: neither a URL nor an object with the store's methods.
     """
     if isinstance(spec, str):
-        scheme, sep, rest = spec.partition("://")
+        scheme, sep, _ = spec.partition("://")
         scheme = scheme.lower()
         if not sep:
             raise ValueError(
@@ -270,11 +355,13 @@ def open_store(spec: Any) -> JobStore:
         if scheme == "sqlite":
             from ._sqlite import SQLiteStore
 
-            return SQLiteStore.from_url(spec)
+            sqlite_store: JobStore = SQLiteStore.from_url(spec)
+            return sqlite_store
         if scheme in ("redis", "rediss", "unix"):
             from ._redis import RedisStore
 
-            return RedisStore.from_url(spec)
+            redis_store: JobStore = RedisStore.from_url(spec)
+            return redis_store
         raise ValueError(
             f"store URL {spec!r} has the unknown scheme {scheme!r}; use 'memory://', "
             "'sqlite:///path/jobs.db' or 'redis://host:6379/0'"

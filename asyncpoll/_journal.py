@@ -1,0 +1,307 @@
+"""The engine's side of a store: writes behind the scheduler, and a fleet's claims.
+
+``Journal`` turns each change of a job into a ``StoredJob`` row and hands it to the
+store: ``added()`` writes at once (``add()`` returns only once the job is stored), every
+later change is queued (``changed()``, ``finished()``) and written in one batch every
+``flush_interval`` by ``run()``, which also prunes outcomes older than ``retention``.
+
+``Fleet`` runs where the store is shared (Redis): the engine's own heap then holds no
+job; every ``claim_interval`` the fleet claims the jobs that are due (up to twice
+``max_concurrency`` held at once), each under a lease, and hands them to the workers. A
+poll that ends with the job live again releases it to the store, due at its next time;
+any worker of the fleet may take it then. The fleet also applies the host cool-downs
+other workers announced, and resolves the handles this process waits on when another
+worker finishes their job.
+
+Data flow::
+
+    add() ── Journal.added ──> store.insert (now)
+    poll ── decide ── Again ──> Journal.changed ──> store.put (queued) ──> flush (batch)
+                   └─ Finish ─> Journal.finished ─┘
+    shared: Fleet.run: store.claim ──> engine.push(handle, now) ──> workers
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._clock import Clock, wall_time_of
+from ._codec import encode
+from ._status import JobState
+from ._store import JobStore, StoredJob
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._handle import JobHandle
+
+__all__ = ["Fleet", "Journal", "owner_id"]
+
+logger = logging.getLogger("asyncpoll")
+
+#: A poll must start at least this long before its lease ends, in seconds.
+LEASE_MARGIN = 1.0
+
+
+def owner_id() -> str:
+    """A name for this poller in a fleet: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Journal:
+    """Writes a poller's jobs to its store (see the module's docstring).
+
+    Args:
+        store: the opened store.
+        clock: the poller's clock (due times are converted to wall-clock time).
+        names: ``name -> object`` the poller's ``named=`` registered.
+        flush_interval: seconds between two batches of writes.
+        retention: seconds a finished job's outcome is kept (None: for ever).
+        owner: this poller's name in a fleet (shared stores).
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        clock: Clock,
+        names: Mapping[str, Any],
+        flush_interval: float,
+        retention: float | None,
+        owner: str,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self._wall = wall_time_of(clock)
+        self._ids = {id(obj): name for name, obj in names.items()}
+        self.flush_interval = flush_interval
+        self.retention = retention
+        self.owner = owner if store.shared else None
+        self.writes = 0  # rows handed to the store
+        self.flushes = 0
+        self.pruned = 0
+        self._wake: anyio.Event | None = None
+
+    def offset(self) -> float:
+        """Wall-clock time minus the poller's clock, now."""
+        return self._wall() - self.clock.now()
+
+    def row(
+        self,
+        handle: JobHandle,
+        due: float,
+        *,
+        result: Any = None,
+        error: BaseException | None = None,
+        headers: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
+        offset: float | None = None,
+    ) -> StoredJob:
+        """The job of ``handle`` as a row, due at ``due`` (poller's clock)."""
+        record = handle._record
+        offset = self.offset() if offset is None else offset
+        doc = encode(
+            record,
+            due=due,
+            offset=offset,
+            metadata=handle._metadata,
+            check=handle._check,
+            on_done=handle._on_done,
+            on_progress=handle._on_progress,
+            names=self._ids,
+            result=result,
+            error=error,
+            headers=headers,
+        )
+        return StoredJob(record.job_id, record.state.value, due + offset, json.dumps(doc))
+
+    def added(self, handle: JobHandle, due: float) -> StoredJob | None:
+        """Store a new job now; the live row of that id if one is stored (nothing written).
+
+        Raises:
+            ValueError: the job cannot be stored (an unnamed callable, a value JSON
+                cannot hold).
+        """
+        self.writes += 1
+        return self.store.insert(self.row(handle, due))
+
+    def changed(self, handle: JobHandle, due: float) -> None:
+        """Queue the job's new state, due next at ``due``."""
+        self.writes += 1
+        self.store.put(self.row(handle, due), self.owner)
+
+    def finished(self, handle: JobHandle, result: Any, error: BaseException | None) -> None:
+        """Queue the job's outcome."""
+        self.writes += 1
+        now = self.clock.now()
+        self.store.put(self.row(handle, now, result=result, error=error), self.owner)
+
+    def rekeyed(self, handle: JobHandle, old: str, now: float) -> None:
+        """A resubmit made the job a new one: the old id's row ends FAILED (that remote
+        job failed); the new id's row is written by the ``changed()`` that follows."""
+        doc = json.loads(self.row(handle, now).doc)
+        doc.update(job_id=old, state=JobState.FAILED.value, result=None, error=None)
+        self.store.put(
+            StoredJob(old, JobState.FAILED.value, now + self.offset(), json.dumps(doc)),
+            self.owner,
+        )
+
+    async def run(self) -> None:
+        """Flush every ``flush_interval``; prune about every tenth of the retention (at
+        most every minute). Runs until cancelled (the poller flushes once more when it
+        closes)."""
+        clock = self.clock
+        prune_every = (
+            math.inf if self.retention is None else min(60.0, max(1.0, self.retention / 10))
+        )
+        next_prune = clock.now()
+        while True:
+            if self.store.pending:
+                await self.flush()
+            now = clock.now()
+            if now >= next_prune:
+                next_prune = now + prune_every
+                await self.prune()
+            await clock.sleep_until(clock.now() + self.flush_interval)
+
+    async def flush(self) -> None:
+        try:
+            await self.store.flush()
+            self.flushes += 1
+        except Exception:
+            # Kept queued by the store: the next flush tries again.
+            logger.exception("could not write %d jobs to %s", self.store.pending, self.store.url)
+
+    async def prune(self) -> None:
+        if self.retention is None:
+            return
+        try:
+            self.pruned += await self.store.prune(self._wall() - self.retention)
+        except Exception:
+            logger.exception("could not prune finished jobs in %s", self.store.url)
+
+
+class Fleet:
+    """Claims due jobs from a shared store for this poller's workers.
+
+    Args:
+        engine: the poller's engine.
+        journal: its journal (the store and this poller's owner name).
+        rebuild: builds a handle for a claimed row, or None if it cannot be polled here
+            (a name not registered: logged and left to the others).
+        lease: seconds a claim holds a job.
+        claim_interval: seconds between two claims when none was due.
+        capacity: the most jobs held at once.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        journal: Journal,
+        rebuild: Callable[[StoredJob], JobHandle | None],
+        *,
+        lease: float,
+        claim_interval: float,
+        capacity: int,
+    ) -> None:
+        self.engine = engine
+        self.journal = journal
+        self.store = journal.store
+        self.owner = journal.owner or owner_id()
+        self._rebuild = rebuild
+        self.lease = lease
+        self.claim_interval = claim_interval
+        self.capacity = capacity
+        self.claimed: dict[str, JobHandle] = {}
+        self.claims = 0  # jobs claimed, in all
+        self.lost = 0  # polls skipped because the lease ran out first
+        self.refused: set[str] = set()  # ids this poller cannot poll (logged once)
+
+    def release(self, handle: JobHandle) -> None:
+        """The job's poll is over (it is live again in the store, or finished)."""
+        if self.claimed.get(handle._record.job_id) is handle:
+            del self.claimed[handle._record.job_id]
+        handle._lease_end = math.inf
+
+    def lose(self, handle: JobHandle) -> None:
+        """The lease ran out before the poll could start: another worker may hold it."""
+        self.lost += 1
+        logger.warning(
+            "job %r: its lease ran out before it could be polled (raise lease=); left to the fleet",
+            handle._record.job_id,
+        )
+        self.release(handle)
+
+    def cooldown(self, host: str, until: float) -> None:
+        """This worker paused ``host`` until ``until`` (poller's clock): tell the fleet."""
+        self.store.put_cooldown(host, until + self.journal.offset())
+
+    async def run(self) -> None:
+        engine, clock, store = self.engine, self.engine.clock, self.store
+        wall = wall_time_of(clock)
+        sync_every = max(self.claim_interval, 0.2)
+        next_sync = -math.inf
+        while engine.open:
+            room = self.capacity - len(self.claimed)
+            rows: list[StoredJob] = []
+            if room > 0:
+                try:
+                    rows = await store.claim(self.owner, wall(), self.lease, room)
+                except Exception:
+                    logger.exception("could not claim jobs from %s", store.url)
+            now = clock.now()
+            for row in rows:
+                self._take(row, now)
+            if now >= next_sync:
+                next_sync = now + sync_every
+                await self._sync()
+            if rows and len(rows) == room:
+                await anyio.lowlevel.checkpoint()  # more may be due: claim again at once
+            else:
+                await clock.sleep_until(clock.now() + self.claim_interval)
+
+    def _take(self, row: StoredJob, now: float) -> None:
+        engine = self.engine
+        job_id = row.job_id
+        handle = engine.registry.lookup(job_id)
+        if handle is not None and handle._finish_seq < 0:
+            fresh = self._rebuild(row)  # another worker may have moved the job on
+            if fresh is None:
+                return
+            handle._record = fresh._record
+        else:
+            handle = self._rebuild(row)
+            if handle is None:
+                return
+        self.claims += 1
+        self.claimed[job_id] = handle
+        handle._lease_end = now + self.lease - LEASE_MARGIN
+        engine.push(handle, now, now)
+
+    async def _sync(self) -> None:
+        """Apply the fleet's cool-downs; resolve waited-on jobs finished elsewhere."""
+        engine, store = self.engine, self.store
+        offset = self.journal.offset()
+        try:
+            pauses = await store.cooldowns(offset + engine.clock.now())
+            watched = [
+                h for h in engine.registry.in_flight() if h._record.job_id not in self.claimed
+            ]
+            rows = await store.get_many([h._record.job_id for h in watched]) if watched else []
+        except Exception:
+            logger.exception("could not read the fleet's state from %s", store.url)
+            return
+        for host, until in pauses.items():
+            gate = engine.sender.gate_at(host)
+            local = until - offset
+            if local > gate.paused_until:
+                gate.paused_until = local
+        for handle, row in zip(watched, rows, strict=True):
+            if row is not None and row.terminal and handle._finish_seq < 0:
+                engine.finish_from_store(handle, row)
