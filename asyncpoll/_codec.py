@@ -317,11 +317,15 @@ def _count(doc: Mapping[str, Any], name: str, where: str) -> int:
     return value
 
 
-def _url(doc: Mapping[str, Any], name: str, where: str) -> str | None:
+def _url(doc: Mapping[str, Any], name: str, where: str, *, relative: bool = False) -> str | None:
+    """An http(s) URL; ``relative``: a path (relative to a client's base URL) too."""
     value: str | None = _text(doc, name, where, none=True)
-    if value is not None and not value.lower().startswith(("http://", "https://")):
-        raise TokenError(f"{where}: field {name!r} must be an http(s) URL, got {value!r:.80}")
-    return value
+    if value is None or value.lower().startswith(("http://", "https://")):
+        return value
+    if relative and value.startswith("/") and not value.startswith("//"):
+        return value
+    kind = "an http(s) URL or a path" if relative else "an http(s) URL"
+    raise TokenError(f"{where}: field {name!r} must be {kind}, got {value!r:.80}")
 
 
 def _status(value: Any, where: str) -> Status | None:
@@ -413,7 +417,7 @@ def decode(doc: Any, *, offset: float, named: Mapping[str, Any], where: str = "j
         content = from_json(create_doc.get("content"))
         create = CreateRequest(
             _text(create_doc, "method", f"{where}.create"),
-            _url(create_doc, "url", f"{where}.create") or "",
+            _url(create_doc, "url", f"{where}.create", relative=True) or "",
             json=create_doc.get("json"),
             data=create_doc.get("data"),
             content=content if isinstance(content, (bytes, str)) else None,
@@ -442,7 +446,7 @@ def decode(doc: Any, *, offset: float, named: Mapping[str, Any], where: str = "j
     changed_at = mono("changed_at")
     record = JobRecord(
         job_id,
-        _url(doc, "url", where),
+        _url(doc, "url", where, relative=True),
         schedule_from(_field(doc, "schedule", where), named, where),
         _number(doc, "timeout", where, none=True),
         deadline,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -81,6 +81,8 @@ class Durable:
         #: Stored live jobs this poller cannot poll: job id -> why (a name not registered).
         self.unresumed: dict[str, str] = {}
         self._poller: Any = None
+        self._scopes: list[anyio.CancelScope] = []
+        self._stopped = False
         self._engine: Engine | None = None
 
     @property
@@ -132,10 +134,24 @@ class Durable:
             )
 
     def start(self, tg: anyio.abc.TaskGroup) -> None:
+        """Run the store writer (and the fleet's claims) in ``tg`` until ``stop()``."""
         assert self.journal is not None
-        tg.start_soon(self.journal.run, name="asyncpoll store writer")
+        tg.start_soon(self._until_stopped, self.journal.run, name="asyncpoll store writer")
         if self.fleet is not None:
-            tg.start_soon(self.fleet.run, name="asyncpoll fleet claims")
+            tg.start_soon(self._until_stopped, self.fleet.run, name="asyncpoll fleet claims")
+
+    async def _until_stopped(self, run: Callable[[], Awaitable[None]]) -> None:
+        with anyio.CancelScope() as scope:
+            self._scopes.append(scope)
+            if self._stopped:
+                return  # stopped before this task began
+            await run()
+
+    def stop(self) -> None:
+        """End the writer and the claims (the poller is closing; ``aclose()`` flushes)."""
+        self._stopped = True
+        for scope in self._scopes:
+            scope.cancel()
 
     async def aclose(self) -> None:
         """Write what is queued and close the store (shielded: it runs while closing)."""
@@ -190,6 +206,8 @@ def origin_check(
     """Whether a URL is of one of ``roots``' origins, or one of ``origins``."""
 
     def check(url: str) -> bool:
+        if "://" not in url:
+            return True  # a path: resolved against the poller's own base URL
         if any(same_origin(url, root) for root in roots):
             return True
         try:

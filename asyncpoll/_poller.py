@@ -391,6 +391,8 @@ class TaskPoller:
             self._cancel_all(f"the poller's block exited with {type(failure).__name__}")
             self._tg.cancel_scope.cancel()
         engine.stop()
+        if self._durable is not None:
+            self._durable.stop()
         try:
             # The block's own exception is not handed to the task group, which would
             # wrap it in an ExceptionGroup: it propagates unchanged when we return.

@@ -256,19 +256,20 @@ class MemoryStore:
         self.url = "memory://"
         self._rows: dict[str, StoredJob] = {}
         self._queue: dict[str, tuple[StoredJob, str | None]] = {}
-        self._opened = False
-        self._closed = False
+        self._open = False
 
     async def open(self) -> None:
-        if self._opened:
+        """Open it; a store closed before may be opened again (its rows are kept: a
+        poller made anew in the same process resumes them)."""
+        if self._open:
             raise RuntimeError(f"the store {self.url} is open already; make a new one")
-        self._opened = True
+        self._open = True
 
     async def aclose(self) -> None:
-        if self._closed or not self._opened:
+        if not self._open:
             return
         await self.flush()
-        self._closed = True
+        self._open = False
 
     def insert(self, job: StoredJob) -> StoredJob | None:
         current = self.get(job.job_id)
