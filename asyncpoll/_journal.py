@@ -87,7 +87,9 @@ class Journal:
         self.writes = 0  # rows handed to the store
         self.flushes = 0
         self.pruned = 0
-        self._wake: anyio.Event | None = None
+        # job id -> (handle, due, finished, result, error): changes not yet handed to the
+        # store. A job changed several times between two flushes is encoded once.
+        self._dirty: dict[str, tuple[JobHandle, float, bool, Any, BaseException | None]] = {}
 
     def offset(self) -> float:
         """Wall-clock time minus the poller's clock, now."""
@@ -133,18 +135,41 @@ class Journal:
 
     def changed(self, handle: JobHandle, due: float) -> None:
         """Queue the job's new state, due next at ``due``."""
-        self.writes += 1
-        self.store.put(self.row(handle, due), self.owner)
+        key = handle._record.job_id
+        queued = self._dirty.get(key)
+        if queued is None or not queued[2]:  # an outcome queued is final
+            self._dirty[key] = (handle, due, False, None, None)
 
     def finished(self, handle: JobHandle, result: Any, error: BaseException | None) -> None:
         """Queue the job's outcome."""
-        self.writes += 1
-        now = self.clock.now()
-        self.store.put(self.row(handle, now, result=result, error=error), self.owner)
+        key = handle._record.job_id
+        queued = self._dirty.get(key)
+        if queued is None or not queued[2]:
+            self._dirty[key] = (handle, self.clock.now(), True, result, error)
+
+    @property
+    def pending(self) -> int:
+        """Changes not written yet."""
+        return len(self._dirty) + self.store.pending
+
+    def stage(self) -> None:
+        """Hand every queued change to the store as a row (encoded now, once a job)."""
+        dirty, self._dirty = self._dirty, {}
+        offset = self.offset()
+        put, owner = self.store.put, self.owner
+        for handle, due, _, result, error in dirty.values():
+            try:
+                put(self.row(handle, due, result=result, error=error, offset=offset), owner)
+            except ValueError:
+                # A result or error JSON cannot hold is kept as text by encode(); what
+                # is left (an unnamed callable) was refused when the job was added.
+                logger.exception("could not store job %r", handle._record.job_id)
+        self.writes += len(dirty)
 
     def rekeyed(self, handle: JobHandle, old: str, now: float) -> None:
         """A resubmit made the job a new one: the old id's row ends FAILED (that remote
         job failed); the new id's row is written by the ``changed()`` that follows."""
+        self._dirty.pop(old, None)  # its queued state would be written under the new id
         doc = json.loads(self.row(handle, now).doc)
         doc.update(job_id=old, state=JobState.FAILED.value, result=None, error=None)
         self.store.put(
@@ -162,7 +187,7 @@ class Journal:
         )
         next_prune = clock.now()
         while True:
-            if self.store.pending:
+            if self.pending:
                 await self.flush()
             now = clock.now()
             if now >= next_prune:
@@ -171,6 +196,7 @@ class Journal:
             await clock.sleep_until(clock.now() + self.flush_interval)
 
     async def flush(self) -> None:
+        self.stage()
         try:
             await self.store.flush()
             self.flushes += 1

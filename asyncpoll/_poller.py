@@ -787,7 +787,7 @@ class TaskPoller:
             row = durable.store.get(handle._record.job_id)
             if row is not None and not row.terminal:
                 durable.journal.changed(handle, row.due - durable.journal.offset())
-                await durable.store.flush()
+                await durable.journal.flush()
         return handle
 
     def _check_add_options(self, options: Mapping[str, Any]) -> None:
@@ -1005,8 +1005,8 @@ class TaskPoller:
         fleet, clock = durable.fleet, self._engine.clock
         while True:
             if not fleet.claimed and not len(self._engine.registry):
-                if durable.store.pending:
-                    await durable.store.flush()
+                if durable.journal is not None and durable.journal.pending:
+                    await durable.journal.flush()
                 if not await durable.store.live():
                     return
             await clock.sleep_until(clock.now() + 0.25)
