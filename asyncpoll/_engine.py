@@ -641,7 +641,9 @@ class Engine:
         if isinstance(exc, AsyncPollError) and exc.response is None:
             exc.response = handle._last_response
         callbacks = handle._resolve(result, exc, self.finished_base + len(self.finished))
-        self.finished.append(handle)
+        if self.fleet is None or self.registry.latest(record.job_id) is handle:
+            # (A fleet worker keeps no handle of the jobs it polled for others.)
+            self.finished.append(handle)
         self.finished_by_state[state] += 1
         self.registry.finish(handle)
         if self.journal is not None and not elsewhere:

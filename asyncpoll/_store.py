@@ -163,30 +163,37 @@ def _coalesce(
 class MemoryStore:
     """A store in this process's memory: the rules of a store without the durability.
 
-    The reference for the store contract; fast, shared with nothing, gone with the
-    process. ``TaskPoller(store="memory://")``.
+    The reference for the store contract; fast, gone with the process.
+    ``TaskPoller(store="memory://")``.
+
+    ``shared=True``: the rules of a shared store (claims, leases, cool-downs, one rate
+    limiter), for several pollers of one event loop given the same object: a fleet in
+    one process, to test code written for a Redis fleet without a server.
     """
 
-    shared = False
-
-    def __init__(self) -> None:
+    def __init__(self, *, shared: bool = False) -> None:
+        self.shared = shared
         self.url = "memory://"
         self._rows: dict[str, StoredJob] = {}
         self._queue: dict[str, tuple[StoredJob, str | None]] = {}
-        self._open = False
+        self._leases: dict[str, tuple[str, float]] = {}  # job id -> (owner, until)
+        self._cooldowns: dict[str, float] = {}
+        self._limiters: dict[RateLimit, SharedLimiter] = {}
+        self._opened = 0
 
     async def open(self) -> None:
         """Open it; a store closed before may be opened again (its rows are kept: a
-        poller made anew in the same process resumes them)."""
-        if self._open:
+        poller made anew in the same process resumes them). A shared one may be open
+        in several pollers at once."""
+        if self._opened and not self.shared:
             raise RuntimeError(f"the store {self.url} is open already; make a new one")
-        self._open = True
+        self._opened += 1
 
     async def aclose(self) -> None:
-        if not self._open:
+        if not self._opened:
             return
         await self.flush()
-        self._open = False
+        self._opened -= 1
 
     def insert(self, job: StoredJob) -> StoredJob | None:
         current = self.get(job.job_id)
@@ -212,11 +219,15 @@ class MemoryStore:
 
     async def flush(self) -> None:
         queue, self._queue = self._queue, {}
-        rows = self._rows
-        for job_id, (job, _owner) in queue.items():
+        rows, leases = self._rows, self._leases
+        for job_id, (job, owner) in queue.items():
             stored = rows.get(job_id)
             if stored is not None and stored.terminal:
                 continue  # the first outcome wins
+            lease = leases.get(job_id)
+            if not job.terminal and lease is not None and lease[0] != owner:
+                continue  # the lease was lost: another worker holds the job
+            leases.pop(job_id, None)
             rows[job_id] = job
 
     async def get_many(self, job_ids: Iterable[str]) -> list[StoredJob | None]:
@@ -234,16 +245,35 @@ class MemoryStore:
         return len(old)
 
     async def claim(self, owner: str, now: float, lease: float, limit: int) -> list[StoredJob]:
-        return [r for r in await self.live() if r.due <= now][:limit]
+        leases = self._leases
+        taken = []
+        for row in await self.live():
+            if len(taken) >= limit or row.due > now:
+                break
+            held = leases.get(row.job_id)
+            if held is not None and held[1] > now:
+                continue
+            leases[row.job_id] = (owner, now + lease)
+            taken.append(row)
+        return taken
 
     def put_cooldown(self, host: str, until: float) -> None:
-        pass  # one poller: its own host gates hold its pauses
+        if self.shared and until > self._cooldowns.get(host, -math.inf):
+            self._cooldowns[host] = until
 
     async def cooldowns(self, now: float) -> dict[str, float]:
-        return {}
+        return {host: until for host, until in self._cooldowns.items() if until > now}
 
     def limiter(self, limit: RateLimit, clock: Clock) -> SharedLimiter | None:
-        return None
+        """One ``Limiter`` for every poller of a shared store (same event loop)."""
+        if not self.shared:
+            return None
+        found = self._limiters.get(limit)
+        if found is None:
+            from ._limiter import Limiter
+
+            found = self._limiters[limit] = Limiter(limit, clock)
+        return found
 
     def __repr__(self) -> str:
         return f"<MemoryStore {len(self._rows)} jobs, {len(self._queue)} writes queued>"

@@ -205,15 +205,23 @@ def test_open_store_names_what_was_wrong() -> None:
 # ----------------------------------------------------------------- shared stores
 
 
-@pytest.fixture
-async def shared(redis_url: str, anyio_backend: Any) -> AsyncIterator[Callable[[], Any]]:
+@pytest.fixture(params=["memory", "redis"])
+async def shared(
+    request: pytest.FixtureRequest, anyio_backend: Any
+) -> AsyncIterator[Callable[[], Any]]:
+    """``make()``: another worker's view of one shared store (a fleet of one process for
+    ``MemoryStore(shared=True)``, of one server for Redis)."""
     backend = anyio_backend[0] if isinstance(anyio_backend, tuple) else anyio_backend
-    if backend != "asyncio":
-        pytest.skip("the Redis store runs on asyncio")
     made: list[JobStore] = []
+    memory = MemoryStore(shared=True)
+    redis_url = None
+    if request.param == "redis":
+        if backend != "asyncio":
+            pytest.skip("the Redis store runs on asyncio")
+        redis_url = request.getfixturevalue("redis_url")
 
     async def make() -> JobStore:
-        store = open_store(redis_url)
+        store = memory if redis_url is None else open_store(redis_url)
         await store.open()
         made.append(store)
         return store
@@ -231,7 +239,7 @@ async def test_claims_are_exclusive_until_the_lease_runs_out(shared: Any) -> Non
     one.insert(row("later", due=100.0))
     got = await one.claim("w1", 10.0, 30.0, 3)
     assert [r.job_id for r in got] == ["j0", "j1", "j2"]  # earliest due first
-    rest = await two.claim("w2", 10.0, 30.0, 10)
+    rest = await two.claim("w2", 10.0, 40.0, 10)  # held until 50
     assert [r.job_id for r in rest] == ["j3", "j4"]  # never one claimed by w1
     assert await two.claim("w2", 39.0, 30.0, 10) == []  # leases still hold
     again = await two.claim("w2", 41.0, 30.0, 10)  # w1's leases ran out (10 + 30)
