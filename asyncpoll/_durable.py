@@ -108,7 +108,7 @@ class Durable:
                 self.rebuild,
                 lease=self.lease,
                 claim_interval=self.claim_interval,
-                capacity=2 * options.max_concurrency,
+                capacity=options.max_concurrency,
             )
             limit = options.poller_limit
             if limit is not None:

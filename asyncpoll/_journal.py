@@ -6,8 +6,9 @@ later change is queued (``changed()``, ``finished()``) and written in one batch 
 ``flush_interval`` by ``run()``, which also prunes outcomes older than ``retention``.
 
 ``Fleet`` runs where the store is shared (Redis): the engine's own heap then holds no
-job; every ``claim_interval`` the fleet claims the jobs that are due (up to twice
-``max_concurrency`` held at once), each under a lease, and hands them to the workers. A
+job; every ``claim_interval`` the fleet claims the jobs that are due (up to
+``max_concurrency`` held at once: what its workers can poll now, so that the load
+spreads over the fleet), each under a lease, and hands them to the workers. A
 poll that ends with the job live again releases it to the store, due at its next time;
 any worker of the fleet may take it then. The fleet also applies the host cool-downs
 other workers announced, and resolves the handles this process waits on when another
@@ -247,12 +248,15 @@ class Fleet:
         self.claimed: dict[str, JobHandle] = {}
         self.claims = 0  # jobs claimed, in all
         self.lost = 0  # polls skipped because the lease ran out first
-        self.refused: set[str] = set()  # ids this poller cannot poll (logged once)
+        self._sleeping: anyio.CancelScope | None = None  # the claim loop's sleep
 
     def release(self, handle: JobHandle) -> None:
-        """The job's poll is over (it is live again in the store, or finished)."""
+        """The job's poll is over (it is live again in the store, or finished): a worker
+        is free, so claim again now."""
         if self.claimed.get(handle._record.job_id) is handle:
             del self.claimed[handle._record.job_id]
+            if self._sleeping is not None:
+                self._sleeping.cancel()
         handle._lease_end = math.inf
 
     def lose(self, handle: JobHandle) -> None:
@@ -290,7 +294,10 @@ class Fleet:
             if rows and len(rows) == room:
                 await anyio.lowlevel.checkpoint()  # more may be due: claim again at once
             else:
-                await clock.sleep_until(clock.now() + self.claim_interval)
+                # Until the next claim, or until a poll ends and frees a worker.
+                with anyio.CancelScope() as self._sleeping:
+                    await clock.sleep_until(clock.now() + self.claim_interval)
+                self._sleeping = None
 
     def _take(self, row: StoredJob, now: float) -> None:
         engine = self.engine
