@@ -136,8 +136,10 @@ def test_a_poller_killed_mid_run_is_resumed_by_the_next_process(tmp_path: Path) 
     # At-least-once: resolved in the killed process's last flush interval, not written.
     again = set(first_resolved) & set(second_resolved)
     assert again <= set(expected) - stored_done
-    print(f"\n{jobs} jobs; {len(stored_done)} stored terminal at the kill; "
-          f"{len(first_resolved)} resolved before it; {len(again)} resolved again after")  # fmt: skip
+    print(
+        f"\n{jobs} jobs; {len(stored_done)} stored terminal at the kill; "
+        f"{len(first_resolved)} resolved before it; {len(again)} resolved again after"
+    )
 
 
 def arrivals_within_bound(times: list[float], rate: float, burst: int, slack: float) -> None:
