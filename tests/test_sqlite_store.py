@@ -215,7 +215,7 @@ def test_bad_urls_are_refused(url: str, message: str) -> None:
 def test_a_path_that_is_no_file_is_refused() -> None:
     with pytest.raises(ValueError, match=re.escape("a SQLite store needs a file path, got ''")):
         SQLiteStore("")
-    with pytest.raises(ValueError, match=re.escape("got ':memory:' (an in-memory database")):
+    with pytest.raises(ValueError, match=re.escape("got ':memory:' (an in-memory or temporary")):
         SQLiteStore(":memory:")
     with pytest.raises(ValueError, match=re.escape("starts with 'sqlite://', got 'redis://x'")):
         SQLiteStore.from_url("redis://x")
