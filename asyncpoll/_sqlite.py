@@ -254,7 +254,8 @@ class SQLiteStore:
                     )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
         except sqlite3.DatabaseError as exc:
             conn.close()

@@ -350,3 +350,27 @@ async def test_get_many_reads_in_chunks_in_order(db: Path) -> None:
         assert await store.cooldowns(0.0) == {}
     finally:
         await store.aclose()
+
+
+async def test_a_close_whose_flush_fails_still_frees_the_file(db: Path) -> None:
+    store = SQLiteStore(db)
+    await store.open()
+    store.insert(row("a", due=1.0))
+    store.put(row("a", due=2.0))
+    conn = store._conn
+    assert conn is not None
+    store._conn = FailingOnce(conn, lambda: None)  # type: ignore[assignment]
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        await store.aclose()
+    await store.aclose()  # closed: nothing to do
+    other = SQLiteStore(db)
+    await other.open()  # the lock was released
+    assert other.get("a") == row("a", due=1.0)
+    await other.aclose()
+    assert store.pending == 1  # kept for the next open
+    await store.open()
+    try:
+        await store.flush()
+        assert store.get("a") == row("a", due=2.0)
+    finally:
+        await store.aclose()
