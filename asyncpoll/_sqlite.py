@@ -37,11 +37,13 @@ from typing import TYPE_CHECKING, TypeAlias
 import anyio
 import anyio.to_thread
 
-from ._store import TERMINAL_STATES, SharedLimiter, StoredJob, _coalesce
+# The rows from _storedjob, not _store: _store's open_store() imports this module.
+from ._storedjob import TERMINAL_STATES, StoredJob, _coalesce
 
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._ratelimit import RateLimit
+    from ._store import SharedLimiter
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 

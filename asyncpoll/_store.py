@@ -34,7 +34,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import attrs
+from ._storedjob import TERMINAL_STATES, StoredJob, _coalesce
 
 if TYPE_CHECKING:
     from ._clock import Clock
@@ -48,32 +48,6 @@ __all__ = [
     "StoredJob",
     "open_store",
 ]
-
-#: The ``JobState`` values of a finished job.
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "timed_out", "errored"})
-
-
-@attrs.frozen
-class StoredJob:
-    """One job as a store keeps it.
-
-    Attributes:
-        job_id: the job's id, the row's key.
-        state: the job's state (a ``JobState`` value: ``"running"``, ``"succeeded"``...).
-        due: for a live job, when its next request is due; for a terminal one, when it
-            finished (wall-clock epoch seconds).
-        doc: the job as JSON text; opaque to the store.
-    """
-
-    job_id: str
-    state: str
-    due: float
-    doc: str
-
-    @property
-    def terminal(self) -> bool:
-        """Whether the job is finished."""
-        return self.state in TERMINAL_STATES
 
 
 @runtime_checkable
@@ -148,16 +122,6 @@ class JobStore(Protocol):
 
     def limiter(self, limit: RateLimit, clock: Clock) -> SharedLimiter | None:
         """A rate limiter shared by every poller of the store, or None (not shared)."""
-
-
-def _coalesce(
-    queue: dict[str, tuple[StoredJob, str | None]], job: StoredJob, owner: str | None
-) -> None:
-    """Queue ``job``, replacing a queued write of the same id unless that one is final."""
-    queued = queue.get(job.job_id)
-    if queued is not None and queued[0].terminal:
-        return
-    queue[job.job_id] = (job, owner)
 
 
 class MemoryStore:
