@@ -273,6 +273,18 @@ class CallbackRunner:
                 else:
                     self.pending += 1
 
+    def then(self, fn: Callable[[JobHandle], object], handle: JobHandle) -> bool:
+        """Queue ``fn(handle)`` to run after every callback queued so far; False when
+        the queue is closed (nothing queued)."""
+        if self._send is None:
+            return False
+        try:
+            self._send.send_nowait((fn, handle))
+        except anyio.ClosedResourceError:
+            return False
+        self.pending += 1
+        return True
+
     def run_sync(self, fn: Callable[[JobHandle], object], handle: JobHandle) -> None:
         """Call a done callback of ``add_done_callback`` now; log and count what it raises."""
         try:

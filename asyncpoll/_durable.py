@@ -194,11 +194,14 @@ class Durable:
         handle = self.handle_from(self.decode(json.loads(row.doc), where), where)
         engine = self._engine
         assert engine is not None
-        engine.registry.add(handle)
         if row.terminal:
+            engine.registry.add(handle)
             engine.finish_from_store(handle, row)
-        elif not self.shared:
-            engine.push(handle, self._due_of(row))  # not resumed at open: polled now
+        else:
+            # One poller: a job the store holds but this poller does not follow (another
+            # process wrote it after this one opened) is polled from now on. A fleet: it
+            # is followed, and resolves when a worker finishes it.
+            engine.track(handle, self._due_of(row), stored=True)
         return handle
 
 

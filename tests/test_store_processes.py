@@ -71,6 +71,13 @@ def finish(proc: subprocess.Popen[str]) -> str:
     return out
 
 
+def kill(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(LIMIT)
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
 def resolutions(log: Path) -> list[str]:
     return [line.split()[0] for line in log.read_text().splitlines() if line.strip()]
 
@@ -111,8 +118,7 @@ def test_a_poller_killed_mid_run_is_resumed_by_the_next_process(tmp_path: Path) 
         # Every job is stored before add() returns: all of them are in the file now.
         assert len(sqlite_rows(db)) == jobs
         wait_until("a third of the jobs resolved", lambda: len(resolutions(log1)) > jobs // 3)
-        first.send_signal(signal.SIGKILL)
-        first.wait(LIMIT)
+        kill(first)
         at_kill = sqlite_rows(db)
         stored_done = {j for j, state in at_kill.items() if state in TERMINAL}
         polls_before = len(api.requests)
@@ -179,8 +185,7 @@ def test_a_fleet_of_three_shares_jobs_and_one_rate_limit_and_survives_a_kill(
         for proc in procs[1:]:
             wait_ready(proc)
         wait_until("a quarter resolved", lambda: sum(len(resolutions(p)) for p in logs) > jobs // 4)
-        procs[2].send_signal(signal.SIGKILL)
-        procs[2].wait(LIMIT)
+        kill(procs[2])
         killed_at = len(api.requests)
         for proc in procs[:2]:
             finish(proc)
