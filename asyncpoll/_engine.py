@@ -673,15 +673,14 @@ class Engine:
         if self.bus.listening or self.callbacks.on_done is not None or handle._on_done is not None:
             self.emit(EventKind.DONE, handle)
         journal = self.journal
-        if journal is not None:
-            # The outcome is written only after the job's on_done callbacks have run (they
-            # run in order, in the callback task): a crash in between loses no callback,
-            # the next process polls the job and runs them (at least once).
-            if not (
-                (self.callbacks.on_done is not None or handle._on_done is not None)
-                and self.callbacks.then(lambda h: journal.finished(h, result, exc), handle)
-            ):
-                journal.finished(handle, result, exc)
+        # The outcome is written only after the job's on_done callbacks have run (they
+        # run in order, in the callback task): a crash in between loses no callback, the
+        # next process polls the job and runs them (at least once).
+        if journal is not None and not (
+            (self.callbacks.on_done is not None or handle._on_done is not None)
+            and self.callbacks.then(lambda h: journal.finished(h, result, exc), handle)
+        ):
+            journal.finished(handle, result, exc)
         self.wake_if_idle()
 
     def finish_from_store(self, handle: JobHandle, row: StoredJob) -> None:
