@@ -210,7 +210,7 @@ class MemoryStore:
 
     async def claim(self, owner: str, now: float, lease: float, limit: int) -> list[StoredJob]:
         leases = self._leases
-        taken = []
+        taken: list[StoredJob] = []
         for row in await self.live():
             if len(taken) >= limit or row.due > now:
                 break
