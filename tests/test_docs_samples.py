@@ -89,6 +89,10 @@ PRELUDE = {"anyio": anyio, "asyncio": asyncio, "asyncpoll": asyncpoll, "httpx": 
 #: Every skip directive, as (page, what follows ``skip:``). Keep it short.
 SKIPS = {
     (
+        "docs/durability.md",
+        'next "needs a Redis server; tests/test_store_processes.py runs a fleet of three"',
+    ),
+    (
         "docs/usage.md",
         'next if(sys.version_info < (3, 11), reason="asyncio.TaskGroup is new in Python 3.11")',
     ),
