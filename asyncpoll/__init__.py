@@ -5,6 +5,8 @@ concurrently on one shared HTTP client behind a token-bucket rate limit, and
 resolves each job's awaitable handle the moment it reaches a terminal state.
 """
 
+from typing import TYPE_CHECKING
+
 from ._blocking import BlockingHandle, BlockingPoller, poll_blocking, poll_many_blocking
 from ._bus import EventStream
 from ._clock import AnyioClock, Clock
@@ -31,10 +33,14 @@ from ._record import Submission
 from ._response import Response
 from ._schedule import Backoff, Fixed, Schedule, backoff, fixed
 from ._shortcuts import poll, poll_many
+from ._sqlite import SQLiteStore
 from ._status import JobState, Status
 from ._store import JobStore, MemoryStore, StoredJob, open_store
 from ._views import PollerSummary
 from ._vocab import DEFAULT_STATES
+
+if TYPE_CHECKING:
+    from ._redis import RedisStore
 
 __version__ = "0.1.0"
 
@@ -67,7 +73,9 @@ __all__ = [
     "PollerSummary",
     "RateLimit",
     "Reader",
+    "RedisStore",
     "Response",
+    "SQLiteStore",
     "Schedule",
     "Status",
     "StoredJob",
@@ -84,3 +92,12 @@ __all__ = [
     "poll_many",
     "poll_many_blocking",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # RedisStore needs the redis extra: imported on first use, not with asyncpoll.
+    if name == "RedisStore":
+        from ._redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module 'asyncpoll' has no attribute {name!r}")
