@@ -214,14 +214,14 @@ end
 return out
 """
 
-# KEYS: the bucket. ARGV: rate (tokens a second), burst.
-# A token bucket on the server's clock: takes a token if there is one. Returns
-# {wait, now}: wait 0 when a token was taken, else the microseconds until one accrues
-# (nothing taken); now, the server's time of the call in microseconds.
+# KEYS: the bucket. ARGV: rate (tokens a second), burst, want.
+# A token bucket on the server's clock: takes every whole token there is, at most
+# `want`. Returns {taken, wait, now}: wait, when nothing was taken, the microseconds
+# until a token accrues (else 0); now, the server's time of the call in microseconds.
 _BUCKET = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rate, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local s = redis.call('HMGET', KEYS[1], 'tokens', 'last')
 local tokens, last = tonumber(s[1]), tonumber(s[2])
 if tokens == nil or last == nil then
@@ -231,17 +231,19 @@ elseif now > last then
   last = now
 end
 if tokens > burst then tokens = burst end
+local taken = math.min(want, math.floor(tokens + 1e-9))
 local wait = 0
-if tokens >= 1 - 1e-9 then
-  tokens = tokens - 1
+if taken >= 1 then
+  tokens = tokens - taken
 else
+  taken = 0
   wait = math.ceil((1 - tokens) * 1000000 / rate)
   if wait < 1 then wait = 1 end
 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
   'last', string.format('%.17g', last))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return {wait, now}
+return {taken, wait, now}
 """
 
 
@@ -576,42 +578,49 @@ class RedisStore:
         this store (every ``RedisStore`` of the same database and prefix)."""
         return RedisLimiter(self, limit, clock)
 
-    async def _take_token(self, limit: RateLimit) -> tuple[int, int]:
-        """One call of the bucket script: (µs to wait, 0 when granted; server µs)."""
-        wait, now = await self._take(
+    async def _take_tokens(self, limit: RateLimit, want: int) -> tuple[int, int, int]:
+        """One call of the bucket script: (tokens taken, at most ``want``; µs to wait
+        when none was; the server's time in µs)."""
+        taken, wait, now = await self._take(
             keys=[self._bucket],
-            args=[repr(limit.per_second), limit.burst],
+            args=[repr(limit.per_second), limit.burst, want],
             client=self._client(),
         )
-        return int(wait), int(now)
+        return int(taken), int(wait), int(now)
 
     def __repr__(self) -> str:
         return f"<RedisStore {self.url} prefix={self.prefix!r}, {self.pending} writes queued>"
 
 
 class _Waiter:
-    __slots__ = ("event",)
+    __slots__ = ("event", "granted")
 
     def __init__(self) -> None:
-        self.event: anyio.Event | None = None  # set when it becomes the head
+        self.event: anyio.Event | None = None  # set when granted or made the head
+        self.granted = False
 
 
 class RedisLimiter:
     """A rate limit for a whole fleet: one token bucket in Redis, on Redis's clock.
 
-    Every grant is one run of a Lua script that reads the server's clock, brings the
-    bucket (``{prefix}:limiter``: tokens and the time of the last call) up to it and
-    takes a token if a whole one is there; else it says how long until one accrues. The
-    grants of every worker are thus one token bucket's on one clock: in any window of
-    ``t`` seconds of the server's clock at most ``burst + rate * t`` requests pass, the
-    fleet over, however the workers' own clocks disagree.
+    Every grant comes from one run of a Lua script that reads the server's clock, brings
+    the bucket (``{prefix}:limiter``: tokens and the time of the last call) up to it and
+    takes the whole tokens there are; when there is none it says how long until one
+    accrues. The grants of every worker are thus one token bucket's on one clock: in any
+    window of ``t`` seconds of the server's clock at most ``burst + rate * t`` requests
+    pass, the fleet over, however the workers' own clocks disagree.
 
     In one process, waiters queue first come, first served; only the head calls Redis,
-    sleeps (on the poller's ``clock``) for as long as the script said, and tries again.
+    asking for a token for each waiter (at most ``MAX_BATCH``), hands those it gets to
+    the waiters in order, and, when it got none, sleeps on the poller's ``clock`` for as
+    long as the script said and tries again.
 
     ``grants``: set it to a list and the server time (epoch seconds) of each grant is
     appended to it (for tests).
     """
+
+    #: The most tokens the head asks for in one call.
+    MAX_BATCH = 64
 
     def __init__(self, store: RedisStore, limit: RateLimit, clock: Clock) -> None:
         self._store = store
@@ -631,7 +640,8 @@ class RedisLimiter:
 
         Args:
             deadline: a reading of the poller's clock; if the next try would come at or
-                after it, sleep until it and return False.
+                after it, sleep until it and return False. A waiter behind others finds
+                out at its turn (it returns False then if the deadline has passed).
 
         Returns:
             True once the request may go; False if the deadline came first.
@@ -641,26 +651,35 @@ class RedisLimiter:
         queue.append(me)
         self.waiting += 1
         try:
-            if queue[0] is not me:
-                while queue[0] is not me:
+            while not me.granted:
+                if queue[0] is not me:
                     me.event = anyio.Event()
                     await me.event.wait()
-                if clock.now() >= deadline:
-                    return False  # the deadline passed in the queue
-            while True:
-                wait_us, server_us = await self._store._take_token(self._limit)
-                if wait_us == 0:
+                    if not me.granted and queue[0] is me and clock.now() >= deadline:
+                        return False  # the deadline passed in the queue
+                    continue
+                want = min(len(queue), self.MAX_BATCH)
+                taken, wait_us, server_us = await self._store._take_tokens(self._limit, want)
+                # Waiters that left during the call lose their tokens (never too many).
+                for _ in range(min(taken, len(queue))):
+                    waiter = queue.popleft()
+                    waiter.granted = True
+                    if waiter.event is not None and waiter is not me:
+                        waiter.event.set()
                     if self.grants is not None:
                         self.grants.append(server_us / 1e6)
-                    return True
+                if me.granted:
+                    break
                 at = clock.now() + wait_us / 1e6
                 if at >= deadline:
                     await clock.sleep_until(deadline)
                     return False
                 await clock.sleep_until(at)
+            return True
         finally:
             self.waiting -= 1
-            queue.remove(me)
+            if not me.granted:
+                queue.remove(me)
             if queue and queue[0].event is not None:
                 queue[0].event.set()  # the next in line becomes the head
 

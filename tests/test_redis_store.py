@@ -291,3 +291,32 @@ async def test_a_waiter_whose_deadline_passed_in_the_queue_gives_up(stores: Any)
         await anyio.sleep(0.01)
         tg.start_soon(wait, "behind", began + 0.1)  # queued past its deadline
     assert results == {"head": True, "behind": False}
+
+
+async def test_the_head_takes_a_token_for_each_waiter_in_one_call(
+    stores: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await stores()
+    clock = AnyioClock()
+    limiter = store.limiter(RateLimit(1, per=100.0, burst=5), clock)
+    calls: list[tuple[int, int]] = []
+    take = store._take_tokens
+
+    async def counted(limit: RateLimit, want: int) -> tuple[int, int, int]:
+        got = await take(limit, want)
+        calls.append((want, got[0]))
+        return got
+
+    monkeypatch.setattr(store, "_take_tokens", counted)
+    results: list[bool] = []
+
+    async def task() -> None:
+        results.append(await limiter.acquire(clock.now() + 0.05))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(6):
+            tg.start_soon(task)
+    # The first task asks alone; the five that queued meanwhile are served by one call
+    # (four tokens left: the last waiter gets none and gives up at its deadline).
+    assert calls[:2] == [(1, 1), (5, 4)]
+    assert results == [True] * 5 + [False]
