@@ -17,7 +17,8 @@ one slot, so one script may touch them all):
 - ``{prefix}:finished``: a sorted set of the terminal job ids, scored by when each
   finished (for ``prune()``); a job is terminal exactly when it is in this set.
 - ``{prefix}:cooldowns``: a hash, host -> the end of its cool-down.
-- ``{prefix}:limiter``: the fleet's token bucket (``limiter()``).
+- ``{prefix}:limiter:<rate>/<per>/<burst>``: the fleet's token bucket of one
+  ``RateLimit`` (``limiter()``); it expires once full.
 
 Every change that reads before it writes, or writes several keys, is one Lua script, so
 it is atomic whatever the other workers do. Times are wall-clock epoch seconds, as the
@@ -41,7 +42,7 @@ from urllib.parse import unquote, urlsplit
 import anyio
 import sniffio
 
-from ._store import StoredJob, _coalesce
+from ._storedjob import StoredJob, _coalesce
 
 try:
     import redis
@@ -126,28 +127,15 @@ return written
 """
 
 # KEYS: jobs, due, leases. ARGV: owner, now, lease end, limit.
-# The live ids due at `now` (a lease that ended counts as due), earliest first, but none
-# the owner holds already (it is polling them): each is leased to the owner until the
-# lease end. Returns id, value, id, value...
+# The live ids due at `now` (a job under a lease is due once the lease ends), earliest
+# first: each is leased to the owner until the lease end. Returns id, value, id, value...
 _CLAIM = """
-local owner, want = ARGV[1], tonumber(ARGV[4])
-local picked, offset = {}, 0
-while #picked < want do
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', offset, want)
-  if #ids == 0 then break end
-  offset = offset + #ids
-  for _, id in ipairs(ids) do
-    if redis.call('HGET', KEYS[3], id) ~= owner then
-      picked[#picked + 1] = id
-      if #picked == want then break end
-    end
-  end
-end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
 local out = {}
-for _, id in ipairs(picked) do
+for _, id in ipairs(ids) do
   local value = redis.call('HGET', KEYS[1], id)
   if value then
-    redis.call('HSET', KEYS[3], id, owner)
+    redis.call('HSET', KEYS[3], id, ARGV[1])
     redis.call('ZADD', KEYS[2], ARGV[3], id)
     out[#out + 1] = id
     out[#out + 1] = value
@@ -361,10 +349,9 @@ class RedisStore:
         self._row_keys = [self._jobs, self._due, self._leases, self._finished]
         self._queue: dict[str, tuple[StoredJob, str | None]] = {}
         self._cool: dict[str, float] = {}
-        self._sync: redis.Redis | None = None
-        self._async: redis.asyncio.Redis | None = None
-        self._opened = False
-        self._closed = False
+        self._sync: redis.Redis | None = None  # made on first use, open() or not
+        self._insert_sync: Script | None = None
+        self._async: redis.asyncio.Redis | None = None  # while open
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -377,7 +364,7 @@ class RedisStore:
     # ----------------------------------------------------------------- connection
 
     async def open(self) -> None:
-        if self._opened:
+        if self._async is not None:
             raise RuntimeError(f"the store {self.url} is open already; make a new one")
         try:
             library = sniffio.current_async_library()
@@ -388,8 +375,6 @@ class RedisStore:
                 f"the Redis store runs on asyncio only (the redis client's asyncio API), "
                 f"not on {library}; run the poller on asyncio, or use another store"
             )
-        self._opened = True
-        self._sync = redis.Redis.from_url(self._raw_url, decode_responses=True)
         # No timeout on the event loop's side unless the URL asks for one
         # (?socket_timeout=5): a virtual-time loop would fire it while a reply is on its
         # way (the loop sees nothing to do but wait). Options in the URL win.
@@ -399,7 +384,6 @@ class RedisStore:
             socket_timeout=None,
             socket_connect_timeout=None,
         )
-        self._insert_sync: Script = self._sync.register_script(_INSERT)
         self._get_live: AsyncScript = self._async.register_script(_LIVE)
         self._put: AsyncScript = self._async.register_script(_PUT)
         self._claim: AsyncScript = self._async.register_script(_CLAIM)
@@ -410,31 +394,38 @@ class RedisStore:
         await self._async.ping()
 
     async def aclose(self) -> None:
-        if self._closed or not self._opened:
+        """Write the queued writes, then disconnect; closing twice does nothing. The
+        store may be opened again (a poller made anew resumes its jobs)."""
+        client = self._async
+        if client is None:
             return
         try:
             await self.flush()
         finally:
-            self._closed = True
-            if self._async is not None:
-                await self._async.aclose()
+            self._async = None
+            await client.aclose()
             if self._sync is not None:
                 self._sync.close()
+                self._sync = self._insert_sync = None
 
     def _client(self) -> redis.asyncio.Redis:
-        if self._async is None or self._closed:
+        if self._async is None:
             raise RuntimeError(f"the store {self.url} is not open")
         return self._async
 
     def _sync_client(self) -> redis.Redis:
-        if self._sync is None or self._closed:
-            raise RuntimeError(f"the store {self.url} is not open")
+        """The blocking client of ``insert()`` and ``get()``, which work unopened too
+        (they need no event loop)."""
+        if self._sync is None:
+            self._sync = redis.Redis.from_url(self._raw_url, decode_responses=True)
+            self._insert_sync = self._sync.register_script(_INSERT)
         return self._sync
 
     # ----------------------------------------------------------------- rows
 
     def insert(self, job: StoredJob) -> StoredJob | None:
         self._sync_client()
+        assert self._insert_sync is not None
         if job.job_id in self._queue:
             current = self.get(job.job_id)
             if current is not None and not current.terminal:
@@ -539,10 +530,10 @@ class RedisStore:
 
     async def claim(self, owner: str, now: float, lease: float, limit: int) -> list[StoredJob]:
         """Lease up to ``limit`` live jobs due at ``now`` to ``owner`` until
-        ``now + lease``, earliest first (by when each became claimable). A job under
-        another worker's lease is claimable once that lease has ended; a job ``owner``
-        holds already is never returned to it again (it is polling it). Queued writes
-        are flushed first."""
+        ``now + lease``, earliest first. A job under a lease (anyone's, ``owner``'s too)
+        is claimable once the lease has ended; they come in the order they became
+        claimable (a lease that ended counts from its end, not from the row's ``due``).
+        Queued writes are flushed first."""
         if not owner:
             raise ValueError("claim() needs a non-empty owner")
         if limit <= 0:
@@ -582,7 +573,7 @@ class RedisStore:
         """One call of the bucket script: (tokens taken, at most ``want``; µs to wait
         when none was; the server's time in µs)."""
         taken, wait, now = await self._take(
-            keys=[self._bucket],
+            keys=[f"{self._bucket}:{limit.rate!r}/{limit.per!r}/{limit.burst}"],
             args=[repr(limit.per_second), limit.burst, want],
             client=self._client(),
         )
@@ -603,24 +594,31 @@ class _Waiter:
 class RedisLimiter:
     """A rate limit for a whole fleet: one token bucket in Redis, on Redis's clock.
 
-    Every grant comes from one run of a Lua script that reads the server's clock, brings
-    the bucket (``{prefix}:limiter``: tokens and the time of the last call) up to it and
-    takes the whole tokens there are; when there is none it says how long until one
-    accrues. The grants of every worker are thus one token bucket's on one clock: in any
-    window of ``t`` seconds of the server's clock at most ``burst + rate * t`` requests
-    pass, the fleet over, however the workers' own clocks disagree.
+    Every grant comes from one run of a Lua script that reads the server's clock,
+    brings the bucket (``{prefix}:limiter:...``: tokens and the time of the last call)
+    up to it and takes the whole tokens there are; when there is none it says how long
+    until one accrues. The grants of every worker are thus one token bucket's on one
+    clock: in any window of ``t`` seconds of the server's clock at most
+    ``burst + rate * t`` requests pass, the fleet over, however the workers' own clocks
+    disagree.
 
     In one process, waiters queue first come, first served; only the head calls Redis,
-    asking for a token for each waiter (at most ``MAX_BATCH``), hands those it gets to
-    the waiters in order, and, when it got none, sleeps on the poller's ``clock`` for as
-    long as the script said and tries again.
+    asking for a token for each waiter (at most ``MAX_BATCH``, 1 by default), hands
+    those it gets to the waiters in order, and, when it got none, sleeps on the
+    poller's ``clock`` for as long as the script said and tries again.
 
     ``grants``: set it to a list and the server time (epoch seconds) of each grant is
     appended to it (for tests).
     """
 
-    #: The most tokens the head asks for in one call.
-    MAX_BATCH = 64
+    #: The most tokens the head asks for in one call. 1 by default: a process then
+    #: holds at most one granted token not yet sent, so requests reach the server close
+    #: to their grants' spacing. With more, a process that stalls (CPU contention) right
+    #: after a batch sends it late, on top of the tokens other workers took meanwhile:
+    #: tests/test_store_processes.py saw arrivals exceed the bound by 2 to 5 requests
+    #: (3 workers, 400/s, burst 20, 10 ms slack) at 4 and 64. Raise it on an instance
+    #: for rates above a process's ~4,000 Redis round trips a second.
+    MAX_BATCH = 1
 
     def __init__(self, store: RedisStore, limit: RateLimit, clock: Clock) -> None:
         self._store = store

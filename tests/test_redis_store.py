@@ -105,7 +105,7 @@ async def test_open_on_trio_raises() -> None:
     with pytest.raises(RuntimeError, match=r"runs on asyncio only .* not on trio"):
         await store.open()
     with pytest.raises(RuntimeError, match="is not open"):
-        store.insert(row("a"))
+        await store.get_many(["a"])
 
 
 # ----------------------------------------------------------------- rows
@@ -127,17 +127,36 @@ async def test_a_prefix_isolates_two_stores_on_one_server(stores: Any) -> None:
     assert await one.cooldowns(0.0) == {"h": 50.0}
 
 
-async def test_a_claim_skips_the_jobs_the_claimer_holds(stores: Any) -> None:
+async def test_sync_calls_work_unopened_and_a_closed_store_opens_again(redis_url: str) -> None:
+    store = RedisStore(redis_url)
+    assert store.insert(row("a", due=1.0)) is None  # no open() needed: no event loop
+    assert store.get("a") == row("a", due=1.0)
+    await store.open()
+    store.put(row("a", due=2.0))
+    await store.aclose()  # flushes
+    await store.aclose()
+    assert store.get("a") == row("a", due=2.0)
+    await store.open()  # again
+    try:
+        assert await store.get_many(["a"]) == [row("a", due=2.0)]
+    finally:
+        await store.aclose()
+
+
+async def test_a_job_is_claimable_again_once_its_lease_ends(stores: Any) -> None:
     store = await stores()
     for i in range(5):
         store.insert(row(f"j{i}", due=float(i)))
+    store.insert(row("late", due=10.8))
     assert [r.job_id for r in await store.claim("w1", 10.0, 1.0, 3)] == ["j0", "j1", "j2"]
-    # At 20 the leases have ended, but w1 still holds (polls) j0..j2: it gets the others.
-    assert [r.job_id for r in await store.claim("w1", 20.0, 1.0, 2)] == ["j3", "j4"]
-    assert await store.claim("w1", 30.0, 1.0, 5) == []
-    # Another worker takes them all over (their leases ended at 11 and 21).
-    got = await store.claim("w2", 30.0, 1.0, 5)
-    assert [r.job_id for r in got] == ["j0", "j1", "j2", "j3", "j4"]
+    assert [r.job_id for r in await store.claim("w2", 10.5, 1.0, 9)] == ["j3", "j4"]
+    assert await store.claim("w1", 10.9, 1.0, 9) == [store.get("late")]
+    # w1's leases (until 11) have ended: anyone may claim those jobs, w1 too; w2's (until
+    # 11.5) and w1's lease on "late" (until 11.9) hold.
+    assert [r.job_id for r in await store.claim("w1", 11.2, 1.0, 9)] == ["j0", "j1", "j2"]
+    got = await store.claim("w3", 11.6, 1.0, 9)
+    assert [r.job_id for r in got] == ["j3", "j4"]
+    assert [r.due for r in got] == [3.0, 4.0]  # the rows as written
 
 
 async def test_a_terminal_put_leaves_the_due_set_and_the_leases(stores: Any) -> None:
@@ -299,6 +318,7 @@ async def test_the_head_takes_a_token_for_each_waiter_in_one_call(
     store = await stores()
     clock = AnyioClock()
     limiter = store.limiter(RateLimit(1, per=100.0, burst=5), clock)
+    limiter.MAX_BATCH = 64
     calls: list[tuple[int, int]] = []
     take = store._take_tokens
 
