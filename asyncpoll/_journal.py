@@ -50,6 +50,11 @@ logger = logging.getLogger("asyncpoll")
 
 #: A poll must start at least this long before its lease ends, in seconds.
 LEASE_MARGIN = 1.0
+#: How far back each look for jobs finished elsewhere reaches past the last one, in
+#: seconds: finish times are written with each worker's own wall clock.
+SYNC_OVERLAP = 5.0
+#: Seconds between two reads of every waited-on job (whatever the workers' clocks).
+RECONCILE = 30.0
 
 
 def owner_id() -> str:
@@ -249,6 +254,8 @@ class Fleet:
         self.claims = 0  # jobs claimed, in all
         self.lost = 0  # polls skipped because the lease ran out first
         self._sleeping: anyio.CancelScope | None = None  # the claim loop's sleep
+        self._synced_to = -math.inf  # wall time of the last look for finished jobs
+        self._reconcile_at = -math.inf  # when to read every waited-on job again
 
     def release(self, handle: JobHandle) -> None:
         """The job's poll is over (it is live again in the store, or finished): a worker
@@ -318,13 +325,29 @@ class Fleet:
         engine.push(handle, now, now)
 
     async def _sync(self) -> None:
-        """Apply the fleet's cool-downs; resolve waited-on jobs finished elsewhere."""
+        """Apply the fleet's cool-downs; resolve waited-on jobs finished elsewhere.
+
+        Each pass asks for the jobs finished since the last one (with ``SYNC_OVERLAP``
+        seconds to spare for other workers' clocks); every ``RECONCILE`` seconds it reads
+        every waited-on job instead, whatever the clocks say.
+        """
         engine, store = self.engine, self.store
         offset = self.journal.offset()
+        now = engine.clock.now()
+        wall = offset + now
         try:
-            pauses = await store.cooldowns(offset + engine.clock.now())
+            pauses = await store.cooldowns(wall)
+            claimed, registry = self.claimed, engine.registry
+            if now >= self._reconcile_at:
+                self._reconcile_at = now + RECONCILE
+                ids = [h._record.job_id for h in registry.in_flight()]
+            else:
+                ids = await store.finished_since(self._synced_to - SYNC_OVERLAP)
+            self._synced_to = wall
             watched = [
-                h for h in engine.registry.in_flight() if h._record.job_id not in self.claimed
+                h
+                for h in (registry.lookup(job_id) for job_id in ids)
+                if h is not None and h._record.job_id not in claimed
             ]
             rows = await store.get_many([h._record.job_id for h in watched]) if watched else []
         except Exception:

@@ -528,6 +528,12 @@ class RedisStore:
             if count < PRUNE_CHUNK:
                 return total
 
+    async def finished_since(self, since: float) -> list[str]:
+        """Ids in the ``finished`` sorted set scored ``since`` or later (one round trip)."""
+        await self.flush()
+        found = await self._client().zrangebyscore(self._finished, _score(since), "+inf")
+        return [str(job_id) for job_id in found]
+
     async def claim(self, owner: str, now: float, lease: float, limit: int) -> list[StoredJob]:
         """Lease up to ``limit`` live jobs due at ``now`` to ``owner`` until
         ``now + lease``, earliest first. A job under a lease (anyone's, ``owner``'s too)

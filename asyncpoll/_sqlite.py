@@ -82,6 +82,7 @@ _DUE = (
     "SELECT job_id, state, due, doc FROM jobs WHERE terminal = 0 AND due <= ? ORDER BY due LIMIT ?"
 )
 _PRUNE = "DELETE FROM jobs WHERE terminal = 1 AND due < ?"
+_FINISHED = "SELECT job_id FROM jobs WHERE terminal = 1 AND due >= ?"
 
 _URL_FORMS = "'sqlite:///relative/jobs.db' or 'sqlite:////absolute/jobs.db'"
 
@@ -439,6 +440,15 @@ class SQLiteStore:
     def _delete_before(self, before: float) -> int:
         with self._db_lock:
             return self._connection().execute(_PRUNE, (before,)).rowcount
+
+    async def finished_since(self, since: float) -> list[str]:
+        async with self._busy:
+            await self._flush_locked()
+            return await anyio.to_thread.run_sync(self._finished_since, since)
+
+    def _finished_since(self, since: float) -> list[str]:
+        with self._db_lock:
+            return [row[0] for row in self._connection().execute(_FINISHED, (since,))]
 
     def put_cooldown(self, host: str, until: float) -> None:
         pass  # one poller: its own host gates hold its pauses

@@ -109,6 +109,10 @@ class JobStore(Protocol):
     async def prune(self, before: float) -> int:
         """Delete terminal rows that finished before ``before``; how many were deleted."""
 
+    async def finished_since(self, since: float) -> list[str]:
+        """The ids of terminal rows that finished at or after ``since`` (queued writes
+        flushed first): what a poller waiting on jobs of a fleet looks for."""
+
     async def claim(self, owner: str, now: float, lease: float, limit: int) -> list[StoredJob]:
         """Take up to ``limit`` live rows due at ``now`` for ``owner``, each for ``lease``
         seconds, earliest due first (shared stores; a store for one poller may return
@@ -207,6 +211,10 @@ class MemoryStore:
         for key in old:
             del self._rows[key]
         return len(old)
+
+    async def finished_since(self, since: float) -> list[str]:
+        await self.flush()
+        return [k for k, r in self._rows.items() if r.terminal and r.due >= since]
 
     async def claim(self, owner: str, now: float, lease: float, limit: int) -> list[StoredJob]:
         leases = self._leases

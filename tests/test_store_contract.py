@@ -279,3 +279,13 @@ async def test_cooldowns_are_shared_until_they_end(shared: Any) -> None:
     one.put_cooldown("api.example.com", 40.0)  # an earlier end never shortens a pause
     await one.flush()
     assert await two.cooldowns(30.0) == {"api.example.com": 50.0}
+
+
+async def test_finished_since_lists_jobs_finished_at_or_after_a_time(stores: Any) -> None:
+    store = await stores()
+    for name, finished in (("old", 10.0), ("edge", 20.0), ("new", 30.0)):
+        store.insert(row(name))
+        store.put(row(name, "succeeded", due=finished))  # queued: flushed first
+    store.insert(row("live", due=25.0))
+    assert sorted(await store.finished_since(20.0)) == ["edge", "new"]
+    assert await store.finished_since(31.0) == []

@@ -17,7 +17,6 @@ is bounded. What is checked:
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import sqlite3
 import subprocess
@@ -30,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from asyncpoll import RedisStore
 from asyncpoll.testing import FakeJobAPI, serve
 
 WORKER = Path(__file__).parent / "servers" / "store_worker.py"
@@ -190,13 +190,8 @@ def test_a_fleet_of_three_shares_jobs_and_one_rate_limit_and_survives_a_kill(
         for proc in procs[:2]:
             finish(proc)
         requests = list(api.requests)
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    stored = {}
-    for key in client.scan_iter("*"):
-        stored[key] = client.type(key)
-    states = _redis_states(client, list(api.jobs))
+    store = RedisStore(redis_url)  # read as another process would: get() needs no open()
+    states = {job_id: row.state for job_id in api.jobs if (row := store.get(job_id)) is not None}
     expected = expected_states(api)
     assert states == expected  # none lost
     per_worker = [resolutions(p) for p in logs]
@@ -227,24 +222,3 @@ def test_a_fleet_of_three_shares_jobs_and_one_rate_limit_and_survives_a_kill(
     print(f"\nfleet: {jobs} jobs, {len(requests)} requests; per worker "
           f"{Counter(r.headers.get('x-worker') for r in requests)}; "
           f"{len(again)} resolved again after the kill")  # fmt: skip
-
-
-def _redis_states(client: Any, ids: list[str]) -> dict[str, str]:
-    """job id -> state as the Redis store holds it (read through the store's own get)."""
-    from asyncpoll._redis import RedisStore
-
-    store = RedisStore(client.connection_pool.connection_kwargs and _url_of(client))
-    out = {}
-    for job_id in ids:
-        row = store.get(job_id)
-        if row is not None:
-            out[job_id] = row.state
-    return out
-
-
-def _url_of(client: Any) -> str:
-    kw = client.connection_pool.connection_kwargs
-    return f"redis://{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
-
-
-_ = json
