@@ -60,18 +60,27 @@ class TokenError(ValueError):
 # ----------------------------------------------------------------- plain values
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def to_json(value: Any) -> Any:
-    """``value`` as JSON values: bytes as ``{"$bytes": base64}``; raises TypeError for
-    anything JSON cannot hold (checked by a dry run of ``json.dumps``)."""
+    """``value`` as JSON values: bytes as ``{"$bytes": base64}``; raises TypeError (or
+    ValueError: NaN, infinity) for anything JSON cannot hold."""
+    if isinstance(value, _PLAIN) and not (isinstance(value, float) and not math.isfinite(value)):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    try:
+        json.dumps(value, allow_nan=False)  # raises for what cannot be kept as it is
+        return value
+    except TypeError:
+        pass
 
     def default(obj: Any) -> Any:
         if isinstance(obj, (bytes, bytearray, memoryview)):
             return {"$bytes": base64.b64encode(bytes(obj)).decode("ascii")}
         raise TypeError(f"{type(obj).__name__} is not JSON")
 
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return default(value)
-    json.dumps(value, default=default, allow_nan=False)  # raises for what cannot be kept
     return json.loads(json.dumps(value, default=default, allow_nan=False))
 
 
