@@ -177,13 +177,13 @@ def worker_main(args: argparse.Namespace) -> None:
     async def run() -> None:
         async with asyncpoll.TaskPoller(
             f"{args.api}/jobs/{{job_id}}",
-            store=args.store,
+            store=None if args.store == "none" else args.store,
             schedule=asyncpoll.fixed(0.05),
             max_concurrency=64,
         ) as p:
             if args.add:
                 for i in range(args.add):
-                    p.add(f"j{i}")
+                    p.add(f"{args.prefix}-{i}")
             print("ready", flush=True)
             await p.serve(until_empty=True)
             print(json.dumps({"requests": p.statistics().requests}), flush=True)
@@ -199,24 +199,28 @@ def fleet(args: argparse.Namespace) -> None:
         server, api = start_job_server()
         try:
             rows = []
+            base = [fleet_trial(api, "none", 1, args.jobs) for _ in range(args.repeat)]
+            rows.append(("1, no store", statistics.median(r[0] for r in base), base[-1][1]))
             for workers in args.workers:
                 rates = []
                 for _ in range(args.repeat):
                     flush_redis(redis_url)
                     rates.append(fleet_trial(api, redis_url, workers, args.jobs))
-                rows.append((workers, statistics.median(r[0] for r in rates), rates[-1][1]))
+                rows.append((str(workers), statistics.median(r[0] for r in rates), rates[-1][1]))
         finally:
             server.terminate()
             server.wait(10)
     print(f"\n{args.jobs} jobs x {POLLS_PER_JOB} polls over HTTP, fixed(0.05), Redis store; "
           f"medians of {args.repeat}; {os.cpu_count()} CPUs")  # fmt: skip
-    print(f"{'workers':>7} {'jobs/s':>8} {'polls/s':>8}  requests per worker (last trial)")
+    print(f"{'workers':>11} {'jobs/s':>8} {'polls/s':>8}  requests per worker (last trial)")
     for workers, jobs_per_s, split in rows:
-        print(f"{workers:>7} {jobs_per_s:>8.0f} {jobs_per_s * POLLS_PER_JOB:>8.0f}  {split}")
+        print(f"{workers:>11} {jobs_per_s:>8.0f} {jobs_per_s * POLLS_PER_JOB:>8.0f}  {split}")
 
 
 def fleet_trial(api: str, store: str, workers: int, jobs: int) -> tuple[float, list[int]]:
-    cmd = [sys.executable, __file__, "worker", "--api", api, "--store", store]
+    # New job ids every trial: the job server counts each id's polls for ever.
+    prefix = f"w{workers}-{time.monotonic_ns()}"
+    cmd = [sys.executable, __file__, "worker", "--api", api, "--store", store, "--prefix", prefix]
     t0 = time.perf_counter()
     first = subprocess.Popen([*cmd, "--add", str(jobs)], stdout=subprocess.PIPE, text=True)
     assert first.stdout is not None
@@ -249,6 +253,7 @@ def main() -> None:
     three.add_argument("--api", required=True)
     three.add_argument("--store", required=True)
     three.add_argument("--add", type=int, default=0)
+    three.add_argument("--prefix", default="j")
     args = parser.parse_args()
     {"cost": cost, "fleet": fleet, "worker": worker_main}[args.what](args)
 
