@@ -579,12 +579,12 @@ class TaskPoller:
         job_id: str,
         url: str | None = None,
         *,
-        schedule: Schedule | None = None,
+        schedule: Schedule | str | None = None,
         timeout: float | _Unset | None = UNSET,
-        on_done: Callback | None = None,
-        on_progress: Callback | None = None,
+        on_done: Callback | str | None = None,
+        on_progress: Callback | str | None = None,
         metadata: Mapping[str, Any] | None = None,
-        check: Check | None = None,
+        check: Check | str | None = None,
         fetch_result: bool | None = None,
         stall_timeout: float | _Unset | None = UNSET,
         cancel_url: str | None = None,
@@ -634,15 +634,15 @@ class TaskPoller:
                 found = durable.lookup(key)
                 if found is not None:
                     return found
-        check = self._named_object("check", check)
-        on_done = self._named_object("on_done", on_done)
-        on_progress = self._named_object("on_progress", on_progress)
-        if isinstance(schedule, str):
-            schedule = self._named_object("schedule", schedule)
-        if check is not None:
-            if not callable(check):
+        # A name (a str) is looked up in named=; the objects found are checked below.
+        check_fn: Check | None = self._named_object("check", check)
+        done_fn: Callback | None = self._named_object("on_done", on_done)
+        progress_fn: Callback | None = self._named_object("on_progress", on_progress)
+        sched_given: Schedule | None = self._named_object("schedule", schedule)
+        if check_fn is not None:
+            if not callable(check_fn):
                 raise TypeError(
-                    f"check= must be an async callable (handle) -> Status, got {check!r}"
+                    f"check= must be an async callable (handle) -> Status, got {check_fn!r}"
                 )
         elif url is None:
             if options.status_url is None:
@@ -653,10 +653,10 @@ class TaskPoller:
             url = options.status_url.format(job_id=quote(key, safe=""))
         elif not isinstance(url, str):
             raise TypeError(f"url must be a string, got {url!r}")
-        sched = options.schedule if schedule is None else check_schedule("schedule", schedule)
+        sched = options.schedule if sched_given is None else check_schedule("schedule", sched_given)
         job_timeout = options.timeout if timeout is UNSET else check_seconds("timeout", timeout)
-        check_callback("on_done", on_done)
-        check_callback("on_progress", on_progress)
+        check_callback("on_done", done_fn)
+        check_callback("on_progress", progress_fn)
         if cancel_method is not None:
             cancel_method = check_method("cancel_method", cancel_method)
         if cancel_json is not NO_BODY:
@@ -690,9 +690,9 @@ class TaskPoller:
             engine,
             self,
             record,
-            check=check,
-            on_done=on_done,
-            on_progress=on_progress,
+            check=check_fn,
+            on_done=done_fn,
+            on_progress=progress_fn,
             metadata=metadata,
         )
         engine.track(handle, now + first_delay)
