@@ -156,6 +156,8 @@ class Durable:
     async def aclose(self) -> None:
         """Write what is queued and close the store (shielded: it runs while closing)."""
         with anyio.CancelScope(shield=True):
+            if self.fleet is not None:
+                self.fleet.release_all()
             if self.journal is not None:
                 self.journal.stage()
             await self.store.aclose()

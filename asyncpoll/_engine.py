@@ -618,6 +618,22 @@ class Engine:
         self.finish(handle, JobState.CANCELLED, exc=JobCancelled(handle.job_id, reason))
         return True
 
+    def detach(self, handle: JobHandle, reason: str) -> bool:
+        """Resolve the handle CANCELLED here, leaving its job live in the store (the
+        poller is closing): nothing is written but its live state, which a fleet worker
+        releases at once; no poller callback or event runs. False if finished."""
+        if handle._finish_seq >= 0:
+            return False
+        if handle._scope is not None:
+            handle._scope.cancel()
+        fleet, journal = self.fleet, self.journal
+        if fleet is not None and journal is not None and handle._record.job_id in fleet.claimed:
+            journal.changed(handle, self.clock.now())  # released: another worker takes it
+        self.finish(
+            handle, JobState.CANCELLED, exc=JobCancelled(handle.job_id, reason), elsewhere=True
+        )
+        return True
+
     def finish(
         self,
         handle: JobHandle,

@@ -266,6 +266,14 @@ class Fleet:
                 self._sleeping.cancel()
         handle._lease_end = math.inf
 
+    def release_all(self) -> None:
+        """The poller is closing: every job still claimed goes back to the fleet now, as it
+        was when claimed (its poll, if one ran, is sent again by whoever takes it)."""
+        now = self.engine.clock.now()
+        for handle in list(self.claimed.values()):
+            self.journal.changed(handle, now)
+        self.claimed.clear()
+
     def lose(self, handle: JobHandle) -> None:
         """The lease ran out before the poll could start: another worker may hold it."""
         self.lost += 1

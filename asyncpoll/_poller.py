@@ -506,6 +506,14 @@ class TaskPoller:
         handles = engine.registry.in_flight()
         if not handles:
             return 0
+        if self._durable is not None:
+            # Closing never cancels a stored job: its handle resolves CANCELLED here, the
+            # job stays live in the store for the next poller (or the fleet).
+            left = sum(
+                engine.detach(handle, f"{reason}; the job stays in the store") for handle in handles
+            )
+            logger.warning("%d jobs in flight left in the store: %s", left, reason)
+            return left
         engine.quiet = True
         try:
             cancelled = sum(engine.cancel_job(handle, reason) for handle in handles)

@@ -322,3 +322,38 @@ def test_store_options_are_checked() -> None:
         asyncpoll.TaskPoller("https://x/{job_id}", store="mysql://x")
     with pytest.raises(TypeError, match="named must be a mapping"):
         asyncpoll.TaskPoller("https://x/{job_id}", named=[1])
+
+
+async def test_closing_with_an_exception_leaves_the_jobs_in_the_store(
+    api: FakeJobAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deploy's SIGTERM (a cancelled block) must not cancel stored jobs: the handles
+    resolve CANCELLED here and the next poller resumes the jobs."""
+    api.script("d", job("running"), job("running"), job("done", result="after"))
+    store = MemoryStore()
+    seen: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        async with poller(api, store, on_done=lambda h: seen.append(h.job_id)) as first:
+            handle = first.add("d")
+            await anyio.sleep(0.5)
+            raise KeyboardInterrupt
+    assert isinstance(handle.exception(), asyncpoll.JobCancelled)
+    assert "the job stays in the store" in str(handle.exception())
+    assert seen == []  # the poller's on_done is for outcomes, not for leaving
+    assert store.get("d").state == "running"  # type: ignore[union-attr]
+    assert "1 jobs in flight left in the store" in caplog.text
+    async with poller(api, store) as second:
+        assert await second.handle("d") == "after"
+    assert store.get("d").state == "succeeded"  # type: ignore[union-attr]
+    assert len(api.times("d")) == 3
+
+
+async def test_an_explicit_cancel_is_stored(api: FakeJobAPI) -> None:
+    api.script("c", job("running"))
+    store = MemoryStore()
+    async with poller(api, store) as p:
+        p.add("c").cancel()
+    assert store.get("c").state == "cancelled"  # type: ignore[union-attr]
+    async with poller(api, store) as again:
+        assert again.in_flight() == []
+        assert isinstance(again.handle("c").exception(), asyncpoll.JobCancelled)

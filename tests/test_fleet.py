@@ -148,3 +148,21 @@ async def test_wait_in_one_worker_for_a_job_another_finishes(api: FakeJobAPI) ->
             assert seen.state is JobState.FAILED
         with pytest.raises(asyncpoll.JobFailed, match="boom"):
             await handle
+
+
+async def test_a_worker_leaving_with_an_exception_hands_its_jobs_back_at_once(
+    api: FakeJobAPI,
+) -> None:
+    api.script("h", job("running"), job("running"), job("done", result="b"))
+    store = MemoryStore(shared=True)
+    async with worker(api, store, "b", lease=600.0) as b:
+        t0 = anyio.current_time()
+        with pytest.raises(KeyboardInterrupt):
+            async with worker(api, store, "a", lease=600.0) as a:
+                handle = a.add("h")
+                await anyio.sleep(1.5)  # polled by a or b, at 0 and 1
+                raise KeyboardInterrupt
+        assert isinstance(handle.exception(), asyncpoll.JobCancelled)
+        assert await b.wait("h") == "b"  # not 600 s later: a released what it held
+        assert anyio.current_time() - t0 < 3.0
+    assert len(api.times("h")) == 3
