@@ -268,6 +268,7 @@ def encode(
         "state": record.state.value,
         "status": status_to(record.status),
         "changed_at": wall(record.changed_at),
+        "added_at": wall(record.added_at),
         "stalled": record.stalled,
         "metadata": _value(dict(metadata), "metadata", job_id) if metadata else None,
         "check": _name_of(check, names, "check", job_id),
@@ -277,6 +278,7 @@ def encode(
     if record.cancel_json is not NO_BODY:
         doc["cancel_json"] = _value(record.cancel_json, "cancel_json", job_id)
     if record.state not in (JobState.PENDING, JobState.RUNNING):
+        doc["finished_at"] = wall(due)
         try:
             doc["result"] = to_json(result)
         except (TypeError, ValueError):
@@ -453,6 +455,7 @@ def decode(doc: Any, *, offset: float, named: Mapping[str, Any], where: str = "j
     deadline = mono("deadline")
     due = mono("due")
     changed_at = mono("changed_at")
+    added_at = mono("added_at")
     record = JobRecord(
         job_id,
         _url(doc, "url", where, relative=True),
@@ -479,6 +482,7 @@ def decode(doc: Any, *, offset: float, named: Mapping[str, Any], where: str = "j
         status=_status(_field(doc, "status", where), f"{where}.status"),
         changed_at=0.0 if changed_at is None else changed_at,
         stalled=stalled,
+        added_at=0.0 if added_at is None else added_at,
     )
     if record.url is None and _text(doc, "check", where, none=True) is None:
         raise TokenError(f"{where}: a job needs a 'url' or a 'check' name")

@@ -684,6 +684,7 @@ class TaskPoller:
                 else check_seconds("stall_timeout", stall_timeout)
             ),
             changed_at=now,
+            added_at=now,
             cancel_method=cancel_method,
             cancel_json=cancel_json,
         )

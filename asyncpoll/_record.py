@@ -78,6 +78,7 @@ class JobRecord:
         status: the last ``Status`` read.
         changed_at: when state or progress last changed.
         stalled: whether the job is reported stalled.
+        added_at: when the job was added.
     """
 
     job_id: str
@@ -105,6 +106,7 @@ class JobRecord:
     status: Status | None = None
     changed_at: float = 0.0
     stalled: bool = False
+    added_at: float = 0.0
 
     def needs_more(self, status: Status) -> bool:
         """True when a terminal ``status`` still calls for a request (a fetch, a resubmit)."""

@@ -85,6 +85,7 @@ async def test_a_job_is_stored_before_add_returns_and_each_change_behind(
     stored = json.loads(row.doc)
     assert stored["result"] == {"n": 1} and stored["error"] is None
     assert stored["attempts"] == 3
+    assert (stored["added_at"], stored["finished_at"]) == (EPOCH + t0, EPOCH + t0 + 2.0)
 
 
 async def test_a_poller_on_the_store_resumes_live_jobs_where_they_were(api: FakeJobAPI) -> None:

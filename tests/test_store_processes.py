@@ -169,7 +169,7 @@ def arrivals_within_bound(times: list[float], rate: float, burst: int, slack: fl
 def test_a_fleet_of_three_shares_jobs_and_one_rate_limit_and_survives_a_kill(
     tmp_path: Path, redis_url: str
 ) -> None:
-    jobs, rate, burst = 1500, 400.0, 20
+    jobs, rate, burst = 2000, 400.0, 20
     with fake_api(jobs, "f", duration=(0.5, 3.0), failure_rate=0.1) as (api, url):
         ids = tmp_path / "ids.txt"
         ids.write_text("\n".join(api.jobs))
