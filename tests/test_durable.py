@@ -358,3 +358,23 @@ async def test_an_explicit_cancel_is_stored(api: FakeJobAPI) -> None:
     async with poller(api, store) as again:
         assert again.in_flight() == []
         assert isinstance(again.handle("c").exception(), asyncpoll.JobCancelled)
+
+
+async def test_a_sqlite_store_resumes_on_asyncio_and_trio(api: FakeJobAPI, tmp_path: Any) -> None:
+    """The SQLite store's writes run in worker threads (anyio.to_thread): the same path
+    on both event loops, in virtual time."""
+    api.script("s", job("running"), job("running"), job("done", result={"ok": True}))
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    with pytest.raises(KeyboardInterrupt):
+        async with poller(api, url, flush_interval=0.01) as first:
+            first.add("s", metadata={"n": 1})
+            await anyio.sleep(1.5)
+            raise KeyboardInterrupt
+    async with poller(api, url) as second:
+        handle = second.handle("s")
+        assert handle.attempts == 2 and handle.metadata == {"n": 1}
+        assert await handle == {"ok": True}
+    async with poller(api, url) as third:
+        assert third.in_flight() == []
+        assert third.handle("s").result() == {"ok": True}
+    assert len(api.times("s")) == 3
