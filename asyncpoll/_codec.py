@@ -209,6 +209,7 @@ def encode(
     result: Any = None,
     error: BaseException | None = None,
     headers: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
+    state: JobState | None = None,
 ) -> dict[str, Any]:
     """The job as JSON values.
 
@@ -220,12 +221,15 @@ def encode(
         result, error: a finished job's outcome.
         headers: filters the create request's headers (a resume token keeps only those
             the caller allows); None keeps them all (a store is the poller's own).
+        state: the state to write (default: the record's): a change queued while the
+            job was live is written as it was, even if the job finished since.
 
     Raises:
         ValueError: a callable or a value that cannot be stored (named in the message).
     """
     names = names or {}
     job_id = record.job_id
+    state = record.state if state is None else state
 
     def wall(t: float | None) -> float | None:
         return None if t is None else t + offset
@@ -265,7 +269,7 @@ def encode(
         "errors": record.errors,
         "throttles": record.throttles,
         "redirects": record.redirects,
-        "state": record.state.value,
+        "state": state.value,
         "status": status_to(record.status),
         "changed_at": wall(record.changed_at),
         "added_at": wall(record.added_at),
@@ -277,7 +281,7 @@ def encode(
     }
     if record.cancel_json is not NO_BODY:
         doc["cancel_json"] = _value(record.cancel_json, "cancel_json", job_id)
-    if record.state not in (JobState.PENDING, JobState.RUNNING):
+    if state not in (JobState.PENDING, JobState.RUNNING):
         doc["finished_at"] = wall(due)
         try:
             doc["result"] = to_json(result)
@@ -326,6 +330,21 @@ def _count(doc: Mapping[str, Any], name: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise TokenError(f"{where}: field {name!r} must be a whole number >= 0, got {value!r:.80}")
     return value
+
+
+def _method(doc: Mapping[str, Any], name: str, where: str, *, none: bool = False) -> Any:
+    value = _text(doc, name, where, none=none)
+    if value is not None and not (value.isascii() and value.isalpha()):
+        raise TokenError(f"{where}: field {name!r} must be an HTTP method, got {value!r:.80}")
+    return None if value is None else value.upper()
+
+
+def _seconds(doc: Mapping[str, Any], name: str, where: str) -> float | None:
+    value = _number(doc, name, where, none=True)
+    if value is not None and value <= 0:
+        raise TokenError(f"{where}: field {name!r} must be > 0 seconds or null, got {value!r}")
+    result: float | None = value
+    return result
 
 
 def _url(doc: Mapping[str, Any], name: str, where: str, *, relative: bool = False) -> str | None:
@@ -427,7 +446,7 @@ def decode(doc: Any, *, offset: float, named: Mapping[str, Any], where: str = "j
             raise TokenError(f"{where}.create: field 'headers' must map text to text")
         content = from_json(create_doc.get("content"))
         create = CreateRequest(
-            _text(create_doc, "method", f"{where}.create"),
+            _method(create_doc, "method", f"{where}.create"),
             _url(create_doc, "url", f"{where}.create", relative=True) or "",
             json=create_doc.get("json"),
             data=create_doc.get("data"),
@@ -460,7 +479,7 @@ def decode(doc: Any, *, offset: float, named: Mapping[str, Any], where: str = "j
         job_id,
         _url(doc, "url", where, relative=True),
         schedule_from(_field(doc, "schedule", where), named, where),
-        _number(doc, "timeout", where, none=True),
+        _seconds(doc, "timeout", where),
         deadline,
         target=_url(doc, "target", where),
         origin=_url(doc, "origin", where),
@@ -471,9 +490,9 @@ def decode(doc: Any, *, offset: float, named: Mapping[str, Any], where: str = "j
         resubmits_left=_count(doc, "resubmits_left", where),
         submissions=tuple(Submission(a, b, c) for a, b, c in submissions),
         cancel_url=_url(doc, "cancel_url", where),
-        cancel_method=_text(doc, "cancel_method", where, none=True),
+        cancel_method=_method(doc, "cancel_method", where, none=True),
         cancel_json=doc.get("cancel_json", NO_BODY),
-        stall_timeout=_number(doc, "stall_timeout", where, none=True),
+        stall_timeout=_seconds(doc, "stall_timeout", where),
         attempts=_count(doc, "attempts", where),
         errors=_count(doc, "errors", where),
         throttles=_count(doc, "throttles", where),
@@ -484,6 +503,10 @@ def decode(doc: Any, *, offset: float, named: Mapping[str, Any], where: str = "j
         stalled=stalled,
         added_at=0.0 if added_at is None else added_at,
     )
+    if record.action == "resubmit" and record.create is None:
+        raise TokenError(f"{where}: action 'resubmit' needs a 'create' request")
+    if record.action == "fetch" and record.fetch_url is None:
+        raise TokenError(f"{where}: action 'fetch' needs a 'fetch_url'")
     if record.url is None and _text(doc, "check", where, none=True) is None:
         raise TokenError(f"{where}: a job needs a 'url' or a 'check' name")
     error = doc.get("error")

@@ -101,6 +101,7 @@ class Durable:
             store, engine.clock, self.named, self.flush_interval, self.retention, owner_id()
         )
         engine.journal = journal
+        journal.current = engine.registry.latest
         if store.shared:
             self.fleet = engine.fleet = Fleet(
                 engine,
@@ -277,6 +278,15 @@ def handle_from(
 _TOKEN_URLS = ("url", "target", "origin", "fetch_url", "cancel_url")
 
 
+def _token_urls(record: Any) -> list[tuple[str, str]]:
+    """Every URL a job's requests may go to: the status, result and cancel URLs and the
+    create request's (a resubmit sends it again, with credentials)."""
+    urls = [(name, getattr(record, name)) for name in _TOKEN_URLS]
+    if record.create is not None:
+        urls.append(("create.url", record.create.url))
+    return [(name, url) for name, url in urls if url is not None]
+
+
 def make_token(
     handle: JobHandle,
     headers: Any,
@@ -299,9 +309,8 @@ def make_token(
         raise ValueError(
             f"job {record.job_id!r} is {record.state.value}: a resume token is for a live job"
         )
-    for name in _TOKEN_URLS:
-        url = getattr(record, name)
-        if url is not None and redact_url(url) != url:
+    for name, url in _token_urls(record):
+        if redact_url(url) != url:
             raise ValueError(
                 f"job {record.job_id!r}: its {name} carries credentials "
                 f"({redact_url(url)}); a resume token never carries credentials"
@@ -352,9 +361,8 @@ def read_token(
     record = decoded.record
     if record.state.value not in ("pending", "running"):
         raise TokenError(f"resume token: the job is {record.state.value}, not live")
-    for name in _TOKEN_URLS:
-        url = getattr(record, name)
-        if url is not None and not origins(url):
+    for name, url in _token_urls(record):
+        if not origins(url):
             raise TokenError(
                 f"resume token: its {name} {redact_url(url)!r} is not of an origin "
                 "this poller polls (status_url, base_url, allowed_origins); pass "

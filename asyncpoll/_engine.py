@@ -469,11 +469,13 @@ class Engine:
         deadline = handle._record.deadline
         if deadline is not None and due > deadline:
             due = deadline
+        fleet = self.fleet
+        if fleet is not None:
+            journal.changed(handle, due, held=handle._record.job_id in fleet.claimed)
+            fleet.release(handle)
+            return
         journal.changed(handle, due)
-        if self.fleet is not None:
-            self.fleet.release(handle)
-        else:
-            self.push(handle, due, now)
+        self.push(handle, due, now)
 
     def apply(self, handle: JobHandle, decision: Decision) -> None:
         """Carry out a decision: reschedule, follow a new job, or finish."""
@@ -628,7 +630,8 @@ class Engine:
             handle._scope.cancel()
         fleet, journal = self.fleet, self.journal
         if fleet is not None and journal is not None and handle._record.job_id in fleet.claimed:
-            journal.changed(handle, self.clock.now())  # released: another worker takes it
+            # Released: another worker takes it.
+            journal.changed(handle, self.clock.now(), held=True)
         self.finish(
             handle, JobState.CANCELLED, exc=JobCancelled(handle.job_id, reason), elsewhere=True
         )

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Fleet", "Journal", "owner_id"]
 
+_LIVE = (JobState.PENDING, JobState.RUNNING)
+
 logger = logging.getLogger("asyncpoll")
 
 #: A poll must start at least this long before its lease ends, in seconds.
@@ -93,9 +95,16 @@ class Journal:
         self.writes = 0  # rows handed to the store
         self.flushes = 0
         self.pruned = 0
-        # job id -> (handle, due, finished, result, error): changes not yet handed to the
-        # store. A job changed several times between two flushes is encoded once.
-        self._dirty: dict[str, tuple[JobHandle, float, bool, Any, BaseException | None]] = {}
+        # job id -> (handle, due, state, result, error, owner): changes not yet handed
+        # to the store, with the state to write (a live one as it was when queued: the job
+        # may finish before the batch). A job changed several times between two flushes
+        # is encoded once.
+        self._dirty: dict[
+            str, tuple[JobHandle, float, JobState, Any, BaseException | None, str | None]
+        ] = {}
+        #: The handle this poller follows under a job id (the registry's latest), so that
+        #: a finished job's late writes never land on a new job added under its id.
+        self.current: Callable[[str], JobHandle | None] = lambda job_id: None
 
     def offset(self) -> float:
         """Wall-clock time minus the poller's clock, now."""
@@ -110,8 +119,10 @@ class Journal:
         error: BaseException | None = None,
         headers: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
         offset: float | None = None,
+        state: JobState | None = None,
     ) -> StoredJob:
-        """The job of ``handle`` as a row, due at ``due`` (poller's clock)."""
+        """The job of ``handle`` as a row, due at ``due`` (poller's clock), in ``state``
+        (default: the record's)."""
         record = handle._record
         offset = self.offset() if offset is None else offset
         doc = encode(
@@ -126,8 +137,9 @@ class Journal:
             result=result,
             error=error,
             headers=headers,
+            state=state,
         )
-        return StoredJob(record.job_id, record.state.value, due + offset, json.dumps(doc))
+        return StoredJob(record.job_id, doc["state"], due + offset, json.dumps(doc))
 
     def added(self, handle: JobHandle, due: float) -> StoredJob | None:
         """Store a new job now; the live row of that id if one is stored (nothing written).
@@ -136,22 +148,44 @@ class Journal:
             ValueError: the job cannot be stored (an unnamed callable, a value JSON
                 cannot hold).
         """
+        key = handle._record.job_id
+        old = self.current(key)
+        if old is not None and old is not handle and old._finish_seq >= 0:
+            # The id was followed before and that job is over, its outcome perhaps not
+            # written yet (queued, or waiting for its callbacks): written now, so that
+            # the new job replaces it.
+            self._dirty.pop(key, None)
+            self.store.put(
+                self.row(old, self.clock.now(), result=old._result, error=old._exception),
+                self.owner,
+            )
         self.writes += 1
         return self.store.insert(self.row(handle, due))
 
-    def changed(self, handle: JobHandle, due: float) -> None:
-        """Queue the job's new state, due next at ``due``."""
+    def _superseded(self, handle: JobHandle) -> bool:
+        current = self.current(handle._record.job_id)
+        return current is not None and current is not handle
+
+    def changed(self, handle: JobHandle, due: float, *, held: bool = False) -> None:
+        """Queue the job's new state, due next at ``due``; ``held``: this worker holds
+        the job's lease (a fleet), and the write releases it."""
+        if handle._finish_seq >= 0 or self._superseded(handle):
+            return  # finished: its outcome is written by finished()
         key = handle._record.job_id
         queued = self._dirty.get(key)
-        if queued is None or not queued[2]:  # an outcome queued is final
-            self._dirty[key] = (handle, due, False, None, None)
+        if queued is None or queued[2] in _LIVE:  # an outcome queued is final
+            owner = self.owner if held else None
+            self._dirty[key] = (handle, due, handle._record.state, None, None, owner)
 
     def finished(self, handle: JobHandle, result: Any, error: BaseException | None) -> None:
         """Queue the job's outcome."""
+        if self._superseded(handle):
+            return  # a new job took its id; its outcome was written then
         key = handle._record.job_id
         queued = self._dirty.get(key)
-        if queued is None or not queued[2]:
-            self._dirty[key] = (handle, self.clock.now(), True, result, error)
+        if queued is None or queued[2] in _LIVE:
+            state = handle._record.state
+            self._dirty[key] = (handle, self.clock.now(), state, result, error, self.owner)
 
     @property
     def pending(self) -> int:
@@ -162,10 +196,11 @@ class Journal:
         """Hand every queued change to the store as a row (encoded now, once a job)."""
         dirty, self._dirty = self._dirty, {}
         offset = self.offset()
-        put, owner = self.store.put, self.owner
-        for handle, due, _, result, error in dirty.values():
+        put = self.store.put
+        for handle, due, state, result, error, owner in dirty.values():
             try:
-                put(self.row(handle, due, result=result, error=error, offset=offset), owner)
+                row = self.row(handle, due, result=result, error=error, offset=offset, state=state)
+                put(row, owner)
             except ValueError:
                 # A result or error JSON cannot hold is kept as text by encode(); what
                 # is left (an unnamed callable) was refused when the job was added.
@@ -271,7 +306,7 @@ class Fleet:
         was when claimed (its poll, if one ran, is sent again by whoever takes it)."""
         now = self.engine.clock.now()
         for handle in list(self.claimed.values()):
-            self.journal.changed(handle, now)
+            self.journal.changed(handle, now, held=True)
         self.claimed.clear()
 
     def lose(self, handle: JobHandle) -> None:

@@ -99,8 +99,8 @@ return false
 # - a terminal stored row is final: the put is dropped;
 # - a terminal put is written over a live row whoever holds the lease, leaves `due` and
 #   the leases and joins `finished`;
-# - a live put by X is written if X or nobody holds the lease; it releases the lease and
-#   the job is claimable again at the row's due.
+# - a live put by X is written if X holds the lease, a live put by nobody ("") if nobody
+#   holds one; it releases the lease and the job is claimable again at the row's due.
 _PUT = """
 local written = 0
 for i = 1, #ARGV, 5 do
@@ -114,7 +114,10 @@ for i = 1, #ARGV, 5 do
       written = written + 1
     else
       local holder = redis.call('HGET', KEYS[3], id)
-      if (not holder) or holder == ARGV[i + 4] then
+      -- The holder's write releases its lease; a write without a lease is taken only
+      -- while nobody holds one: a worker whose lease was lost (even if the worker that
+      -- took it over has released it since) writes nothing.
+      if (holder and holder == ARGV[i + 4]) or ((not holder) and ARGV[i + 4] == '') then
         redis.call('HSET', KEYS[1], id, ARGV[i + 1])
         redis.call('HDEL', KEYS[3], id)
         redis.call('ZADD', KEYS[2], ARGV[i + 2], id)

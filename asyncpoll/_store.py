@@ -193,8 +193,8 @@ class MemoryStore:
             if stored is not None and stored.terminal:
                 continue  # the first outcome wins
             lease = leases.get(job_id)
-            if not job.terminal and lease is not None and lease[0] != owner:
-                continue  # the lease was lost: another worker holds the job
+            if not job.terminal and (None if lease is None else lease[0]) != owner:
+                continue  # the lease was lost: another worker holds (or held) the job
             leases.pop(job_id, None)
             rows[job_id] = job
 

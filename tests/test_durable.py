@@ -378,3 +378,83 @@ async def test_a_sqlite_store_resumes_on_asyncio_and_trio(api: FakeJobAPI, tmp_p
         assert third.in_flight() == []
         assert third.handle("s").result() == {"ok": True}
     assert len(api.times("s")) == 3
+
+
+async def test_an_outcome_with_on_done_keeps_its_result_whatever_was_queued_before(
+    api: FakeJobAPI,
+) -> None:
+    """A live change queued before the last poll is written as live, and the outcome
+    (written after on_done ran) with its result."""
+    api.script("q", job("running"), job("done", result={"r": 1}))
+    store = MemoryStore()
+    async with poller(api, store, flush_interval=5.0, on_done=lambda h: None) as p:
+        assert await p.add("q") == {"r": 1}
+    stored = doc(store, "q")
+    assert (stored["state"], stored["result"]) == ("succeeded", {"r": 1})
+
+
+async def test_adding_a_finished_id_again_stores_the_new_job(api: FakeJobAPI) -> None:
+    api.script("a", job("done", result="first"))
+    store = MemoryStore()
+    async with poller(api, store, flush_interval=5.0, on_done=lambda h: None) as p:
+        assert await p.add("a") == "first"
+        api.script("a", job("running"))
+        again = p.add("a")  # the first outcome not written yet
+        assert store.get("a").state == "pending"  # type: ignore[union-attr]
+        await anyio.sleep(6.0)
+        assert store.get("a").state == "running"  # type: ignore[union-attr]
+        again.cancel()
+    assert store.get("a").state == "cancelled"  # type: ignore[union-attr]
+
+
+async def test_a_create_answer_that_finishes_the_job_stores_its_result(api: FakeJobAPI) -> None:
+    api.router.post("/jobs").mock(
+        return_value=httpx.Response(
+            201,
+            json={"id": "n1", "status": "succeeded", "result": {"answer": 42}},
+            headers={"Location": "/jobs/n1"},
+        )
+    )
+    store = MemoryStore()
+    async with poller(api, store, on_done=lambda h: None) as p:
+        handle = await p.submit("/jobs", json={})
+        assert await handle == {"answer": 42}
+    assert doc(store, "n1")["result"] == {"answer": 42}
+
+
+async def test_a_resume_token_cannot_send_a_resubmit_elsewhere(api: FakeJobAPI) -> None:
+    api.script("a", job("running"))
+    async with poller(api, None, headers={"Authorization": "Bearer s"}) as p:
+        outer = json.loads(p.add("a").resume_token())
+        p.handle("a").cancel()
+        outer["job"].update(
+            action="resubmit",
+            resubmits_left=1,
+            create={"method": "POST", "url": "https://evil.example/steal", "json": None,
+                    "data": None, "content": None, "headers": {}, "idempotency_key": None},
+        )  # fmt: skip
+        with pytest.raises(TokenError, match="create.url 'https://evil.example/steal' is not"):
+            p.resume(json.dumps(outer))
+        outer["job"]["create"] = None
+        with pytest.raises(TokenError, match="action 'resubmit' needs a 'create' request"):
+            p.resume(json.dumps(outer), trusted=True)
+        outer["job"].update(action="poll", cancel_method="DEL ETE")
+        with pytest.raises(TokenError, match="'cancel_method' must be an HTTP method"):
+            p.resume(json.dumps(outer))
+        outer["job"].update(cancel_method=None, timeout=-5)
+        with pytest.raises(TokenError, match="'timeout' must be > 0 seconds or null"):
+            p.resume(json.dumps(outer))
+
+
+async def test_a_token_never_carries_a_create_url_credential(api: FakeJobAPI) -> None:
+    api.router.post("/jobs").mock(
+        return_value=httpx.Response(202, json={"id": "k1"}, headers={"Location": "/jobs/k1"})
+    )
+    api.script("k1", job("running"))
+    async with poller(api, None) as p:
+        handle = await p.submit("https://api.test/jobs?api_key=SECRET123", json={})
+        with pytest.raises(
+            ValueError, match=r"carries credentials \(https://api.test/jobs\?api_key=\[redacted\]\)"
+        ):
+            handle.resume_token()
+        handle.cancel()

@@ -259,6 +259,11 @@ async def test_the_owner_releases_a_job_and_a_lost_lease_drops_the_write(shared:
     one.put(row("a", due=6.0, polls=99), owner="w1")
     await one.flush()
     assert two.get("a") == row("a", due=5.0, polls=1)
+    two.put(row("a", due=8.0, polls=2), owner="w2")  # w2 polled it and let it go
+    await two.flush()
+    one.put(row("a", due=6.0, polls=99), owner="w1")  # w1's write, late: still dropped
+    await one.flush()
+    assert two.get("a") == row("a", due=8.0, polls=2)
     # An outcome is written whoever holds the lease, once.
     two.put(row("a", "succeeded", due=7.0), owner="w2")
     one.put(row("a", "failed", due=7.5), owner="w1")
