@@ -17,7 +17,7 @@ import anyio
 
 from ._codec import DOC_VERSION, TOKEN_KIND, Decoded, TokenError, decode, encode
 from ._handle import JobHandle
-from ._journal import Fleet, Journal, owner_id
+from ._journal import LEASE_MARGIN, Fleet, Journal, owner_id
 from ._redact import SECRET_HEADERS, redact_url
 from ._store import JobStore, StoredJob, open_store
 from ._urls import origin_of, same_origin
@@ -110,7 +110,14 @@ class Durable:
                 lease=self.lease,
                 claim_interval=self.claim_interval,
                 capacity=options.max_concurrency,
+                request_timeout=options.request_timeout or 0.0,
             )
+            if self.lease <= LEASE_MARGIN + (options.request_timeout or 0.0):
+                raise ValueError(
+                    f"lease ({self.lease:g} s) must be longer than request_timeout "
+                    f"({options.request_timeout:g} s) plus {LEASE_MARGIN:g} s: a poll must end "
+                    "before its lease does"
+                )
             limit = options.poller_limit
             if limit is not None:
                 shared = store.limiter(limit, engine.clock)

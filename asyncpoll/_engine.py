@@ -568,8 +568,15 @@ class Engine:
         self.registry.rekey(handle, old, decision.job_id)
         if self.journal is not None:
             self.journal.rekeyed(handle, old, now)
-            if self.fleet is not None:
-                self.fleet.claimed[decision.job_id] = self.fleet.claimed.pop(old, handle)
+            fleet = self.fleet
+            if fleet is not None:
+                # The new id has no row yet and no lease: stored now, for any worker.
+                fleet.claimed.pop(old, None)
+                handle._lease_end = math.inf
+                deadline = record.deadline
+                due = decision.due if deadline is None else min(decision.due, deadline)
+                self.journal.added(handle, due)
+                return
         self.again(handle, decision.due)
 
     def interrupted(self, handle: JobHandle) -> None:

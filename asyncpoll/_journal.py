@@ -212,7 +212,9 @@ class Journal:
         job failed); the new id's row is written by the ``changed()`` that follows."""
         self._dirty.pop(old, None)  # its queued state would be written under the new id
         doc = json.loads(self.row(handle, now).doc)
-        doc.update(job_id=old, state=JobState.FAILED.value, result=None, error=None)
+        # moved_to: a poller waiting on the old id follows the new one (see Fleet._sync).
+        new = handle._record.job_id
+        doc.update(job_id=old, state="failed", result=None, error=None, moved_to=new)
         self.store.put(
             StoredJob(old, JobState.FAILED.value, now + self.offset(), json.dumps(doc)),
             self.owner,
@@ -265,6 +267,7 @@ class Fleet:
         lease: seconds a claim holds a job.
         claim_interval: seconds between two claims when none was due.
         capacity: the most jobs held at once.
+        request_timeout: the longest a poll may take (0: unbounded, not counted).
     """
 
     def __init__(
@@ -276,6 +279,7 @@ class Fleet:
         lease: float,
         claim_interval: float,
         capacity: int,
+        request_timeout: float = 0.0,
     ) -> None:
         self.engine = engine
         self.journal = journal
@@ -285,6 +289,7 @@ class Fleet:
         self.lease = lease
         self.claim_interval = claim_interval
         self.capacity = capacity
+        self.request_timeout = request_timeout
         self.claimed: dict[str, JobHandle] = {}
         self.claims = 0  # jobs claimed, in all
         self.lost = 0  # polls skipped because the lease ran out first
@@ -330,14 +335,22 @@ class Fleet:
         while engine.open:
             room = self.capacity - len(self.claimed)
             rows: list[StoredJob] = []
+            started = clock.now()  # the leases start no earlier than this
             if room > 0:
                 try:
-                    rows = await store.claim(self.owner, wall(), self.lease, room)
+                    # Shielded: a claim cut short by the poller closing would leave its
+                    # jobs leased to nobody for a whole lease.
+                    with anyio.CancelScope(shield=True):
+                        rows = await store.claim(self.owner, wall(), self.lease, room)
                 except Exception:
                     logger.exception("could not claim jobs from %s", store.url)
-            now = clock.now()
+            if not engine.open:
+                for row in rows:
+                    store.put(row, self.owner)  # handed back at once: the poller is closing
+                return
             for row in rows:
-                self._take(row, now)
+                self._take(row, started)
+            now = clock.now()
             if now >= next_sync:
                 next_sync = now + sync_every
                 await self._sync()
@@ -364,7 +377,8 @@ class Fleet:
                 return
         self.claims += 1
         self.claimed[job_id] = handle
-        handle._lease_end = now + self.lease - LEASE_MARGIN
+        # A poll must end before the lease does: it starts no later than this.
+        handle._lease_end = now + self.lease - LEASE_MARGIN - self.request_timeout
         engine.push(handle, now, now)
 
     async def _sync(self) -> None:
@@ -403,4 +417,10 @@ class Fleet:
                 gate.paused_until = local
         for handle, row in zip(watched, rows, strict=True):
             if row is not None and row.terminal and handle._finish_seq < 0:
+                moved = json.loads(row.doc).get("moved_to")
+                if isinstance(moved, str) and moved and registry.lookup(moved) is None:
+                    # Submitted again by another worker: the job goes on under a new id.
+                    registry.rekey(handle, row.job_id, moved)
+                    handle._record.job_id = moved
+                    continue
                 engine.finish_from_store(handle, row)

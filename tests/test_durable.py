@@ -433,7 +433,8 @@ async def test_a_resume_token_cannot_send_a_resubmit_elsewhere(api: FakeJobAPI) 
             create={"method": "POST", "url": "https://evil.example/steal", "json": None,
                     "data": None, "content": None, "headers": {}, "idempotency_key": None},
         )  # fmt: skip
-        with pytest.raises(TokenError, match="create.url 'https://evil.example/steal' is not"):
+        evil = re.escape("create.url 'https://evil.example/steal' is not")
+        with pytest.raises(TokenError, match=evil):
             p.resume(json.dumps(outer))
         outer["job"]["create"] = None
         with pytest.raises(TokenError, match="action 'resubmit' needs a 'create' request"):

@@ -87,7 +87,7 @@ async def test_two_workers_share_the_jobs_and_each_job_is_polled_once_a_due(
 async def test_a_lost_workers_jobs_are_polled_after_its_lease(api: FakeJobAPI) -> None:
     api.script("x", job("done", result="ok"))
     store = MemoryStore(shared=True)
-    async with worker(api, store, "a", lease=10.0) as a:
+    async with worker(api, store, "a", lease=10.0, request_timeout=5.0) as a:
         t0 = anyio.current_time()
         handle = a.add("x")
         # A worker that claimed the job and died: nobody polls it until its lease ends.
@@ -166,3 +166,30 @@ async def test_a_worker_leaving_with_an_exception_hands_its_jobs_back_at_once(
         assert await b.wait("h") == "b"  # not 600 s later: a released what it held
         assert anyio.current_time() - t0 < 3.0
     assert len(api.times("h")) == 3
+
+
+@pytest.mark.parametrize("claims", ["a", "b"])
+async def test_a_job_submitted_again_by_another_worker_is_followed_under_its_new_id(
+    api: FakeJobAPI, claims: str
+) -> None:
+    made: list[str] = []
+
+    def create(request: httpx.Request) -> httpx.Response:
+        made.append(f"s{len(made) + 1}")
+        return httpx.Response(202, json={"id": made[-1]}, headers={"Location": f"/jobs/{made[-1]}"})
+
+    api.router.post("/jobs").mock(side_effect=create)
+    api.script("s1", job("failed", error="flaky"))
+    api.script("s2", job("running"), job("done", result="second"))
+    store = MemoryStore(shared=True)
+    async with worker(api, store, "a") as a, worker(api, store, "b") as b:
+        # The worker that is not meant to poll holds its claims back: its room is zero.
+        idle = a if claims == "b" else b
+        assert idle._durable is not None and idle._durable.fleet is not None
+        idle._durable.fleet.capacity = 0
+        handle = await a.submit("/jobs", json={}, resubmit=1)
+        assert await handle == "second"
+        assert handle.job_id == "s2"
+    assert made == ["s1", "s2"]
+    assert {r.headers["x-worker"] for r in api.requests if r.method == "GET"} == {claims}
+    assert store.get("s1").state == "failed"  # type: ignore[union-attr]

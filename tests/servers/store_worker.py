@@ -55,6 +55,7 @@ def main() -> None:
             headers={"X-Worker": args.name},
             rate_limit=rate,
             lease=args.lease,
+            request_timeout=1.0,
             timeout=120.0,
             max_concurrency=32,
         ) as poller:
