@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._codec import DOC_VERSION, TOKEN_KIND, Decoded, TokenError, decode, encode
+from ._codec import DOC_VERSION, TOKEN_KIND, Decoded, TokenError, decode
 from ._handle import JobHandle
-from ._journal import LEASE_MARGIN, Fleet, Journal, owner_id
+from ._journal import LEASE_MARGIN, Fleet, Journal, handle_doc, owner_id
 from ._redact import SECRET_HEADERS, redact_url
 from ._store import JobStore, StoredJob, open_store
 from ._urls import origin_of, same_origin
@@ -326,17 +326,8 @@ def make_token(
     def keep(given: Mapping[str, str]) -> Mapping[str, str]:
         return {k: v for k, v in given.items() if k.lower() in allowed}
 
-    doc = encode(
-        record,
-        due=due,
-        offset=offset,
-        metadata=handle._metadata,
-        check=handle._check,
-        on_done=handle._on_done,
-        on_progress=handle._on_progress,
-        names={id(obj): name for name, obj in named.items()},
-        headers=keep,
-    )
+    names = {id(obj): name for name, obj in named.items()}
+    doc = handle_doc(handle, due=due, offset=offset, names=names, headers=keep)
     return json.dumps({"kind": TOKEN_KIND, "version": DOC_VERSION, "job": doc})
 
 

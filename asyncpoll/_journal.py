@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ._engine import Engine
     from ._handle import JobHandle
 
-__all__ = ["Fleet", "Journal", "owner_id"]
+__all__ = ["Fleet", "Journal", "handle_doc", "owner_id"]
 
 _LIVE = (JobState.PENDING, JobState.RUNNING)
 
@@ -57,6 +57,34 @@ LEASE_MARGIN = 1.0
 SYNC_OVERLAP = 5.0
 #: Seconds between two reads of every waited-on job (whatever the workers' clocks).
 RECONCILE = 30.0
+
+
+def handle_doc(
+    handle: JobHandle,
+    *,
+    due: float,
+    offset: float,
+    names: Mapping[int, str],
+    result: Any = None,
+    error: BaseException | None = None,
+    headers: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
+    state: JobState | None = None,
+) -> dict[str, Any]:
+    """``_codec.encode`` of a handle's job: its record, metadata and named callables."""
+    return encode(
+        handle._record,
+        due=due,
+        offset=offset,
+        metadata=handle._metadata,
+        check=handle._check,
+        on_done=handle._on_done,
+        on_progress=handle._on_progress,
+        names=names,
+        result=result,
+        error=error,
+        headers=headers,
+        state=state,
+    )
 
 
 def owner_id() -> str:
@@ -123,23 +151,18 @@ class Journal:
     ) -> StoredJob:
         """The job of ``handle`` as a row, due at ``due`` (poller's clock), in ``state``
         (default: the record's)."""
-        record = handle._record
         offset = self.offset() if offset is None else offset
-        doc = encode(
-            record,
+        doc = handle_doc(
+            handle,
             due=due,
             offset=offset,
-            metadata=handle._metadata,
-            check=handle._check,
-            on_done=handle._on_done,
-            on_progress=handle._on_progress,
             names=self._ids,
             result=result,
             error=error,
             headers=headers,
             state=state,
         )
-        return StoredJob(record.job_id, doc["state"], due + offset, json.dumps(doc))
+        return StoredJob(handle._record.job_id, doc["state"], due + offset, json.dumps(doc))
 
     def added(self, handle: JobHandle, due: float) -> StoredJob | None:
         """Store a new job now; the live row of that id if one is stored (nothing written).
