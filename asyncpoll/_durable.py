@@ -195,9 +195,11 @@ class Durable:
                 logger.error("cannot poll %s: %s", where, exc)
             return None
 
-    def lookup(self, job_id: str) -> JobHandle | None:
-        """A handle for ``job_id`` from the store (live or finished), or None."""
-        row = self.store.get(job_id)
+    def lookup(self, job_id: str, row: StoredJob | None = None) -> JobHandle | None:
+        """A handle for ``job_id`` from the store (live or finished), or None; ``row``:
+        its row, when the caller has just read it (no second read)."""
+        if row is None:
+            row = self.store.get(job_id)
         if row is None:
             return None
         where = f"stored job {job_id!r}"

@@ -13,6 +13,7 @@ heap entries and ``max_concurrency`` worker tasks. Every wait goes through one c
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -711,8 +712,6 @@ class Engine:
 
     def finish_from_store(self, handle: JobHandle, row: StoredJob) -> None:
         """Resolve ``handle`` with the outcome ``row`` holds (``finish(elsewhere=True)``)."""
-        import json
-
         doc = json.loads(row.doc)
         state = JobState(row.state)
         error = error_from(doc.get("error"), row.job_id)

@@ -639,7 +639,7 @@ class TaskPoller:
             stored = durable.store.get(key)
             if stored is not None and not stored.terminal:
                 # Another poller of the fleet added it: follow that job.
-                found = durable.lookup(key)
+                found = durable.lookup(key, stored)
                 if found is not None:
                     return found
         # A name (a str) is looked up in named=; the objects found are checked below.
