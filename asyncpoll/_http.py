@@ -251,7 +251,13 @@ class _NoUnread(httpcore.AsyncHTTPConnection):
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         self._looked = False
-        return await super().handle_async_request(request)
+        try:
+            return await super().handle_async_request(request)
+        finally:
+            # Again once the response has begun: a look taken while the request waited
+            # to start on this (then idle) connection saw h11's buffer before this
+            # response, and any stray bytes that came in with it.
+            self._looked = False
 
     def _unread(self) -> bool:
         # One look per idle spell, for nothing reads from an idle connection's socket

@@ -173,14 +173,24 @@ class Sender:
         """
         if url is not None and gate is None:
             gate = self.gate_for(url)
-        if gate is not None and not await gate.wait(bound, rate_bound):
-            return False
-        rate_bound = bound if rate_bound is None else rate_bound
-        if self.limiter is not None and not await self.limiter.acquire(rate_bound):
-            return False
-        # A cool-down announced while we waited for a slot: the slot is spent, the pause
-        # holds.
-        return gate is None or await gate.wait_out_pause(bound)
+        limiter = self.limiter
+        while True:
+            seen = -math.inf
+            if gate is not None:
+                if not await gate.wait_out_pause(bound):
+                    return False
+                seen = gate.paused_until
+                if not await gate.wait(bound, rate_bound):
+                    return False
+            if limiter is not None and not await limiter.acquire(
+                bound if rate_bound is None else rate_bound
+            ):
+                return False
+            if gate is None or gate.paused_until == seen:
+                return True
+            # A cool-down announced while we waited for a slot: the pause holds, and the
+            # slots are spent. The requests that waited all go when the pause ends, so
+            # each takes new slots then: spent ones would reach the host all at once.
 
     def feedback(self, url: str, response: Response, gate: HostGate | None = None) -> float | None:
         """Tell the host's gate what it answered; returns the server's hint, capped."""
