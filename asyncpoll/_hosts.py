@@ -104,13 +104,28 @@ class HostGate:
         Returns:
             False if a deadline came first.
         """
-        if not await self.wait_out_pause(deadline):
-            return False
         rate_deadline = deadline if rate_deadline is None else rate_deadline
-        if self._limiter is not None and not await self._limiter.acquire(rate_deadline):
-            return False
+        while True:
+            if not await self.wait_out_pause(deadline):
+                return False
+            until = self.paused_until
+            if self._limiter is None:
+                break
+            if not await self._limiter.acquire(rate_deadline):
+                return False
+            if self.paused_until == until:
+                break
+            # A cool-down announced while we waited for the slot: the request cannot go
+            # now. Give the slot back, wait the cool-down out and take a new one, or it
+            # would go at the end beside the request that takes the slot then.
+            self._limiter.give_back()
         self._recent.append(self._clock.now())
         return True
+
+    def give_back(self) -> None:
+        """Return the rate slot ``wait()`` took, for a request that did not go."""
+        if self._limiter is not None:
+            self._limiter.give_back()
 
     async def wait_out_pause(self, deadline: float = math.inf) -> bool:
         """Wait until no cool-down holds the host; False if ``deadline`` (a clock

@@ -100,6 +100,10 @@ class Limiter:
         """Change the sustained rate from now on (the burst stays); for adaptive limits."""
         self._bucket.retune(per_second, self._clock.now())
 
+    def give_back(self) -> None:
+        """Return the token ``acquire()`` granted, for a request that did not go."""
+        self._bucket.give_back(self._clock.now())
+
     def tokens(self) -> float:
         """Tokens available now (0 to ``burst``)."""
         return self._bucket.tokens(self._clock.now())

@@ -155,6 +155,13 @@ class TokenBucket:
         self.granted += count
         return count
 
+    def give_back(self, now: float) -> None:
+        """Return a token taken for a request that did not go, as if it had not been
+        taken (a host's cool-down came first: the request takes a new one after it)."""
+        tokens = self._refill(now) + 1.0
+        self._tokens = tokens if tokens < self._burst else self._burst
+        self.granted -= 1
+
     def retune(self, per_second: float, now: float | None = None) -> None:
         """Change the sustained rate (the burst stays); for adaptive limits.
 

@@ -21,7 +21,7 @@ from ._policy import checked_delay
 from ._record import NO_BODY, Submission
 from ._redact import redact_url
 from ._response import Response, excerpt
-from ._send import SendFailed, call_check
+from ._send import NotSent, SendFailed, call_check
 from ._status import JobState, Status
 from ._submit import IDEMPOTENCY_HEADER, CreateRequest
 from ._urls import same_origin
@@ -219,6 +219,10 @@ class Remote:
         engine = self._engine
         decision = on_status(handle._record, status, None, engine.clock.now(), engine.rules)
         assert isinstance(decision, Finish)
+        if handle._scope is not None:
+            # A worker's poll of the job, waiting for its host or the rate limit (or in
+            # flight): no longer wanted, as when the job is cancelled.
+            handle._scope.cancel()
         engine.apply(handle, decision)
 
     async def cancel(self, handle: JobHandle) -> bool:
@@ -248,7 +252,12 @@ class Remote:
                 url,
                 credentials=record.credentials_for(url),
                 json=body,
+                # A job that finished while the request waited for its host or the rate
+                # limit is not cancelled: a DELETE may delete a finished job's record.
+                wanted=lambda: not handle.done(),
             )
+        except NotSent:
+            return False
         except SendFailed as exc:
             raise PollError(exc.message, job_id=handle.job_id, url=shown, cause=exc.cause) from (
                 exc.cause
@@ -308,6 +317,7 @@ class Remote:
                 "GET",
                 url,
                 credentials=record.credentials_for(url),
+                wanted=lambda: not handle.done(),  # no read for a job settled meanwhile
             )
         except SendFailed:
             return None

@@ -16,7 +16,7 @@ import functools
 import inspect
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -73,6 +73,11 @@ class SendFailed(Exception):
         super().__init__(message)
         self.message = message
         self.cause = cause
+
+
+class NotSent(SendFailed):
+    """A request outside the schedule was no longer wanted once admitted (its job had
+    finished while it waited for the host or the rate limit): nothing was sent."""
 
 
 class Sender:
@@ -162,7 +167,8 @@ class Sender:
         """Wait for the host's cool-down and rate, then the poller's rate limit.
 
         A cool-down the host announced while this request waited for a slot is waited
-        out too: no request reaches a host inside a cool-down it announced.
+        out too, then new slots are taken: no request reaches a host inside a cool-down
+        it announced, and the rates hold for the times requests go.
 
         Args:
             bound: the latest the host's cool-down may be waited out until.
@@ -173,24 +179,22 @@ class Sender:
         """
         if url is not None and gate is None:
             gate = self.gate_for(url)
-        limiter = self.limiter
+        poller_bound = bound if rate_bound is None else rate_bound
         while True:
-            seen = -math.inf
-            if gate is not None:
-                if not await gate.wait_out_pause(bound):
-                    return False
-                seen = gate.paused_until
-                if not await gate.wait(bound, rate_bound):
-                    return False
-            if limiter is not None and not await limiter.acquire(
-                bound if rate_bound is None else rate_bound
-            ):
+            if gate is not None and not await gate.wait(bound, rate_bound):
                 return False
-            if gate is None or gate.paused_until == seen:
+            if self.limiter is None:
                 return True
-            # A cool-down announced while we waited for a slot: the pause holds, and the
-            # slots are spent. The requests that waited all go when the pause ends, so
-            # each takes new slots then: spent ones would reach the host all at once.
+            until = -math.inf if gate is None else gate.paused_until
+            if not await self.limiter.acquire(poller_bound):
+                return False
+            if gate is None or gate.paused_until == until:
+                return True
+            # A cool-down announced while we waited for the poller's slot: the request
+            # cannot go now. Give both slots back, wait it out and take new ones, so
+            # that the rates hold for the times requests go.
+            self.limiter.give_back()
+            gate.give_back()
 
     def feedback(self, url: str, response: Response, gate: HostGate | None = None) -> float | None:
         """Tell the host's gate what it answered; returns the server's hint, capped."""
@@ -272,6 +276,7 @@ class Sender:
         deadline: float | None = None,
         deadline_name: str = "its deadline",
         queue: bool = False,
+        wanted: Callable[[], bool] | None = None,
     ) -> tuple[Response, float | None]:
         """One request outside the schedule: admit, send, feed back.
 
@@ -282,6 +287,8 @@ class Sender:
             deadline_name: what the deadline is, for messages ("create_timeout=60 s").
             queue: wait for the rate limits' slots however long it takes (a create in
                 ``submit_many()`` waits its turn), not only until the deadline.
+            wanted: asked once the request is admitted, right before it goes: False
+                sends nothing and raises ``NotSent`` (a job that finished meanwhile).
 
         Returns:
             The response and the server's hint (capped), or None.
@@ -299,6 +306,8 @@ class Sender:
         if not await self.admit(url, bound, rate_bound=math.inf if queue else None):
             within = deadline_name if deadline is not None else shown_limit
             raise SendFailed(f"the host is cooling down; {what} could not be sent within {within}")
+        if wanted is not None and not wanted():
+            raise NotSent(f"{what} was not sent: the job finished while it waited")
         self.requests += 1
         wait, within = limit, shown_limit
         if deadline is not None:
