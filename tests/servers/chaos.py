@@ -615,6 +615,18 @@ class ChaosServer:
 
     # ---------------------------------------------------------------- reading the log
 
+    def forget(self) -> None:
+        """Drop the jobs and every log (a long run's batches, memory measured)."""
+        with self._lock:
+            self.jobs.clear()
+            self.arrivals.clear()
+            self.cooldowns.clear()
+            self.foreign_requests.clear()
+
+    def sockets(self) -> set[int]:
+        """The file descriptors of the server's listening sockets."""
+        return {self._listen_main.fileno(), self._listen_foreign.fileno()}
+
     def main_arrivals(self) -> list[float]:
         """Kernel arrival times of every request to the main origin, sorted."""
         return sorted(a.at for a in self.arrivals if a.origin == "main")
