@@ -108,6 +108,15 @@ def open_fds() -> set[int]:
     return {int(fd) for fd in os.listdir("/proc/self/fd")}
 
 
+def _is_open(fd: int) -> bool:
+    """Whether ``fd`` is still open (the listing's own directory handle is gone)."""
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def _describe(fd: int) -> str:
     """``fd`` and what it is (a socket's addresses where it is one)."""
     try:
@@ -259,9 +268,7 @@ async def drive(
     ]
     # (A refusal reopens the server's listening socket: the test's, not the poller's.)
     left = open_fds() - fds_before - server.sockets()
-    run.leftovers["fds"] = [
-        _describe(fd) for fd in sorted(left) if os.path.exists(f"/proc/self/fd/{fd}")
-    ]
+    run.leftovers["fds"] = [_describe(fd) for fd in sorted(left) if _is_open(fd)]
     return run
 
 
