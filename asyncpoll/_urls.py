@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from urllib.parse import urljoin, urlsplit
 
 from ._errors import PollError
-from ._redact import redact_url
+from ._redact import quote_url
 
 __all__ = ["check_server_url", "join_base", "normalize_origins", "origin_of", "same_origin"]
 
@@ -110,22 +110,22 @@ def check_server_url(
         parts = urlsplit(absolute)
         parts.hostname  # noqa: B018 -- parses the netloc, raising on a malformed one
     except ValueError:
-        raise PollError(f"refusing {what} {redact_url(url)!r}: not a valid URL") from None
-    shown = redact_url(absolute)
+        raise PollError(f"refusing {what} {quote_url(url)}: not a valid URL") from None
+    shown = quote_url(absolute)
     if parts.scheme.lower() not in _DEFAULT_PORTS:
-        raise PollError(f"refusing {what} {shown!r}: only http and https URLs are followed")
+        raise PollError(f"refusing {what} {shown}: only http and https URLs are followed")
     if parts.username is not None or parts.password is not None:
-        raise PollError(f"refusing {what} {shown!r}: it carries user credentials")
+        raise PollError(f"refusing {what} {shown}: it carries user credentials")
     if not parts.hostname:
-        raise PollError(f"refusing {what} {shown!r}: it names no host")
+        raise PollError(f"refusing {what} {shown}: it names no host")
     try:
         origin = origin_of(absolute)
     except ValueError:
-        raise PollError(f"refusing {what} {shown!r}: its port is not valid") from None
+        raise PollError(f"refusing {what} {shown}: its port is not valid") from None
     if not same_origin(absolute, base) and origin not in allowed:
         scheme, host, port = origin
         raise PollError(
-            f"refusing {what} {shown!r}: its origin {scheme}://{host}:{port} differs from "
-            f"{redact_url(base)!r}; list it in allowed_origins= to trust it"
+            f"refusing {what} {shown}: its origin {scheme}://{host}:{port} differs from "
+            f"{quote_url(base)}; list it in allowed_origins= to trust it"
         )
     return absolute
