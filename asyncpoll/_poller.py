@@ -17,7 +17,6 @@ import logging
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
-from urllib.parse import quote
 
 import anyio
 
@@ -53,6 +52,7 @@ from ._schedule import Schedule
 from ._status import JobState
 from ._submit import IDEMPOTENCY_HEADER
 from ._transport import DEFAULT_MAX_BODY, Transport
+from ._urls import fill_template
 from ._views import PollerSummary, html_table
 
 __all__ = ["AsCompleted", "PollerStatistics", "TaskPoller"]
@@ -658,7 +658,7 @@ class TaskPoller:
                     f"job {key!r} has no status URL: pass url= or give the poller a "
                     "status_url template"
                 )
-            url = options.status_url.format(job_id=quote(key, safe=""))
+            url = fill_template(options.status_url, key)
         elif not isinstance(url, str):
             raise TypeError(f"url must be a string, got {url!r}")
         sched = options.schedule if sched_given is None else check_schedule("schedule", sched_given)
@@ -694,7 +694,7 @@ class TaskPoller:
         if cancel_url is not None:
             record.cancel_url = absolute(cancel_url)
         elif options.cancel_url is not None:
-            record.cancel_url = absolute(options.cancel_url.format(job_id=quote(key, safe="")))
+            record.cancel_url = absolute(fill_template(options.cancel_url, key))
         handle = JobHandle(
             engine,
             self,

@@ -2,7 +2,8 @@
 
 ``MemoryRegistry`` is the first implementation: dictionaries by job id and a min-heap of
 due times. Its operations are the seam a durable or shared store fills in: ``add``,
-``schedule`` (and so reschedule), ``pop_due``, ``finish``, ``rekey``, ``lookup``.
+``schedule`` (and so reschedule), ``unschedule`` (a nudged job moved earlier),
+``pop_due``, ``finish``, ``rekey``, ``lookup``.
 """
 
 from __future__ import annotations

@@ -8,12 +8,19 @@ from and must then be http(s), carry no user:password, and have the same origin
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from ._errors import PollError
 from ._redact import quote_url
 
-__all__ = ["check_server_url", "join_base", "normalize_origins", "origin_of", "same_origin"]
+__all__ = [
+    "check_server_url",
+    "fill_template",
+    "join_base",
+    "normalize_origins",
+    "origin_of",
+    "same_origin",
+]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -45,6 +52,28 @@ def join_base(base: str, url: str) -> str:
     if not base.endswith("/"):
         base += "/"
     return base + url.lstrip("/")
+
+
+#: Job ids a URL would read as a step in its path, not as a name.
+DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def fill_template(template: str, job_id: str) -> str:
+    """``template`` with ``{job_id}`` filled in, percent-encoded as one path segment.
+
+    ``"a b/c"`` becomes ``a%20b%2Fc``: an id cannot add a path step. Nor can it be one:
+    every HTTP client resolves ``/v1/jobs/../status`` to ``/v1/status`` (and aiohttp
+    decodes ``%2E%2E`` first), so ``"."`` and ``".."`` are refused.
+
+    Raises:
+        ValueError: ``job_id`` is ``"."`` or ``".."``.
+    """
+    if job_id in DOT_SEGMENTS:
+        raise ValueError(
+            f"job id {job_id!r} cannot fill a URL template: a URL reads it as a step "
+            "up its path, not as a name"
+        )
+    return template.format(job_id=quote(job_id, safe=""))
 
 
 def same_origin(a: str, b: str) -> bool:

@@ -376,6 +376,34 @@ async def test_a_create_responses_status_link_elsewhere_is_refused_unrequested(
     assert len(api.router.calls) == 1
 
 
+@pytest.mark.parametrize("job_id", [".", ".."])
+async def test_a_job_id_that_is_a_path_step_is_refused_before_any_template_uses_it(
+    api: FakeJobAPI, job_id: str
+) -> None:
+    """A create response naming its job ".." would turn /v1/jobs/{job_id}/status into
+    /v1/status (and a cancel's DELETE /v1/jobs/{job_id} into DELETE /v1/): refused."""
+    api.router.post("/render").mock(return_value=httpx.Response(200, json={"id": job_id}))
+    async with asyncpoll.TaskPoller(
+        "/v1/jobs/{job_id}/status",
+        client=api.client(),
+        cancel_url="/v1/jobs/{job_id}",
+    ) as p:
+        with pytest.raises(asyncpoll.SubmitError) as info:
+            await p.submit("/render", json={})
+        with pytest.raises(ValueError, match="cannot fill a URL template") as added:
+            p.add(job_id)
+        assert p.in_flight() == []
+    assert str(info.value) == (
+        f"https://api.test/render: refusing the job id {job_id!r} of the create response: "
+        "a URL reads it as a step up its path, not as a name"
+    )
+    assert str(added.value) == (
+        f"job id {job_id!r} cannot fill a URL template: a URL reads it as a step up its "
+        "path, not as a name"
+    )
+    assert [call.request.url.path for call in api.router.calls] == ["/render"]
+
+
 async def test_a_status_redirect_to_the_metadata_address_is_not_followed(
     api: FakeJobAPI,
 ) -> None:
