@@ -278,7 +278,8 @@ class Engine:
         The job's next poll moves to now, or to ``min_interval`` after its last request
         if that is later; never later than it was. A job already due, queued for a
         worker or in a request is left as it is (the nudge coalesces with that poll), and
-        so is one waiting out ``retry_schedule`` after a failure or before a resubmit.
+        so is one waiting out ``retry_schedule`` after a failure or a 429, or before a
+        resubmit.
         The poll itself still waits for the rate limit and the host's gate, as every
         poll does. Nothing of the job's state is changed. False for a finished job, and
         in a fleet for a job this worker holds no claim on.
@@ -291,7 +292,13 @@ class Engine:
             return False  # released to the store, or never claimed here
         entry = handle._entry
         now = self.clock.now()
-        if entry is None or entry[0] <= now or record.errors or record.action == "resubmit":
+        if (
+            entry is None
+            or entry[0] <= now
+            or record.errors
+            or record.throttles
+            or record.action == "resubmit"
+        ):
             return True  # due, queued or in a request already; or backing off
         due = max(now, handle._polled_at + self.rules.pacing.min_interval)
         if due < entry[0] and self.registry.unschedule(entry):

@@ -944,8 +944,8 @@ class TaskPoller:
         from what was pushed, and its poll waits for the rate limit and the host's
         cool-down like any other. Nudges coalesce: one for a job already due, queued or
         in a request adds no request, so a thousand nudges cost one poll at most. A job
-        waiting out ``retry_schedule`` after a failed request, or before a resubmit,
-        keeps its wait.
+        waiting out ``retry_schedule`` after a failed request or a 429, or before a
+        resubmit, keeps its wait.
 
         Returns:
             True when a job of that id is in flight here (its next poll is as soon as

@@ -754,6 +754,19 @@ async def test_a_nudge_keeps_min_interval_and_a_retry_back_off(api: FakeJobAPI) 
     assert rel(api.times("b"), t0) == [0.0, 20.0]
 
 
+async def test_a_nudge_keeps_the_back_off_after_a_429(api: FakeJobAPI) -> None:
+    """A bare 429 pauses the host for 1 s and the job for the retry schedule's 20 s: a
+    nudge at 2 s, the host open again, still leaves the job's poll at 20 s."""
+    api.script("a", httpx.Response(429), job("done"))
+    t0 = anyio.current_time()
+    async with poller(api, retry_schedule=asyncpoll.fixed(20.0)) as p:
+        handle = p.add("a")
+        await anyio.sleep(2.0)
+        assert p.nudge("a") is True
+        await handle
+    assert rel(api.times("a"), t0) == [0.0, 20.0]
+
+
 @pytest.mark.parametrize(
     "pushed", ["nope", "", 7, True, None, {"job_id": "a"}, ["a"], 1.5], ids=repr
 )
