@@ -40,7 +40,7 @@ from aiohttp.tracing import Trace
 from multidict import CIMultiDict
 from yarl import URL
 
-from ._redact import SECRET_HEADERS, redact_url
+from ._redact import SECRET_HEADERS, quote_url, redact_url
 from ._response import Response
 from ._transport import (
     ACCEPT_ENCODING,
@@ -386,7 +386,7 @@ class AiohttpTransport:
             raise
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             raise TransportFailure(
-                f"invalid URL {redact_url(str(url))!r}: {exc}", transient=False
+                f"invalid URL {quote_url(str(url))}: {exc}", transient=False
             ) from exc
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             cause = exc.__cause__ if isinstance(exc, _NotResent) and exc.__cause__ else exc

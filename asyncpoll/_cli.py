@@ -32,7 +32,7 @@ from ._handle import JobHandle
 from ._jsonreader import JsonReader
 from ._poller import TaskPoller
 from ._reader import Reader
-from ._redact import redact_url
+from ._redact import printable, redact_url
 from ._schedule import Schedule, backoff, fixed
 from ._status import JobState
 
@@ -427,6 +427,7 @@ def _reader_gone() -> int:
 
 
 def _say(message: str, *, usage: bool = False) -> None:
+    message = printable(message)
     text = message if message.startswith(PROG) else f"{PROG}: {message}"
     if usage and "--help" not in text:
         text += " (see --help)"
@@ -517,7 +518,15 @@ def job_line(handle: JobHandle) -> str:
         record["result"] = handle.result()
     else:
         record["error"] = str(error)
-    return json.dumps(record, default=_jsonable, ensure_ascii=False)
+    line = json.dumps(record, default=_jsonable, ensure_ascii=False)
+    # JSON escapes \x00-\x1f itself; the other characters a terminal or a log reader may
+    # act on (\x7f, \x85, \u2028, \u2029, bidirectional overrides...) only occur inside
+    # strings here, where a \u escape means the same character.
+    return line if line.isprintable() else "".join(map(_json_char, line))
+
+
+def _json_char(ch: str) -> str:
+    return ch if ch.isprintable() else json.dumps(ch)[1:-1]
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -600,7 +609,8 @@ async def watch(
                 progress = f" {handle.progress:.0%}" if handle.progress is not None else ""
                 shown = redact_url(handle.url) if handle.url else handle.job_id
                 url = f" {shown}" if shown != handle.job_id else ""  # a URL job: once
-                report.append(f"  {handle.job_id} {handle.state.value}{progress}{url}")
+                shown_id = printable(handle.job_id)
+                report.append(f"  {shown_id} {handle.state.value}{progress}{url}")
             with _silenced():  # not "N jobs in flight cancelled": they are listed
                 await poller.shutdown(wait=False, cancel_futures=True)
     if report:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from typing import Any, Final
-from urllib.parse import quote
 
 from ._errors import (
     MESSAGE_TEXT_LIMIT,
@@ -51,7 +50,7 @@ from ._response import Response, clip, excerpt
 from ._status import JobState, Status
 from ._submit import discover
 from ._transport import TransportFailure
-from ._urls import check_server_url
+from ._urls import DOT_SEGMENTS, check_server_url, fill_template
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -423,8 +422,15 @@ def locate(response: Response, rules: Rules) -> tuple[str, str, bool]:
         response, base=response.request_url, allowed=rules.allowed_origins
     )
     from_template = False
+    if job_id in DOT_SEGMENTS:
+        # A URL template (status_url, cancel_url) would send the requests up a path step.
+        raise PollError(
+            f"refusing the job id {job_id!r} of the create response: a URL reads it as a "
+            "step up its path, not as a name",
+            http_status=response.status_code,
+        )
     if status_url is None and job_id is not None and rules.status_url is not None:
-        status_url = rules.absolute(rules.status_url.format(job_id=quote(job_id, safe="")))
+        status_url = rules.absolute(fill_template(rules.status_url, job_id))
         from_template = True
     if status_url is None or job_id is None:
         raise PollError(

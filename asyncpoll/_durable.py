@@ -18,7 +18,7 @@ import anyio
 from ._codec import DOC_VERSION, TOKEN_KIND, Decoded, TokenError, decode
 from ._handle import JobHandle
 from ._journal import LEASE_MARGIN, Fleet, Journal, handle_doc, owner_id
-from ._redact import SECRET_HEADERS, redact_url
+from ._redact import SECRET_HEADERS, has_url_secrets, printable, quote_url, redact_url
 from ._store import JobStore, StoredJob, open_store
 from ._urls import origin_of, same_origin
 
@@ -191,8 +191,8 @@ class Durable:
             return self.handle_from(self.decode(json.loads(row.doc), where), where)
         except (LookupError, ValueError) as exc:
             if row.job_id not in self.unresumed:
-                self.unresumed[row.job_id] = str(exc)
-                logger.error("cannot poll %s: %s", where, exc)
+                self.unresumed[row.job_id] = why = printable(str(exc))
+                logger.error("cannot poll %s: %s", where, why)
             return None
 
     def lookup(self, job_id: str, row: StoredJob | None = None) -> JobHandle | None:
@@ -319,7 +319,7 @@ def make_token(
             f"job {record.job_id!r} is {record.state.value}: a resume token is for a live job"
         )
     for name, url in _token_urls(record):
-        if redact_url(url) != url:
+        if has_url_secrets(url):
             raise ValueError(
                 f"job {record.job_id!r}: its {name} carries credentials "
                 f"({redact_url(url)}); a resume token never carries credentials"
@@ -349,6 +349,8 @@ def read_token(
         outer = json.loads(token)
     except ValueError as exc:
         raise TokenError(f"a resume token must be JSON: {exc}") from None
+    except RecursionError:
+        raise TokenError("a resume token must be JSON nested less deeply") from None
     if not isinstance(outer, dict) or outer.get("kind") != TOKEN_KIND:
         raise TokenError(f"not an asyncpoll resume token (its 'kind' must be {TOKEN_KIND!r})")
     version = outer.get("version")
@@ -362,9 +364,14 @@ def read_token(
     if record.state.value not in ("pending", "running"):
         raise TokenError(f"resume token: the job is {record.state.value}, not live")
     for name, url in _token_urls(record):
+        if has_url_secrets(url):  # make_token() never writes one: not a token of ours
+            raise TokenError(
+                f"resume token: its {name} {quote_url(url)} carries credentials; a "
+                "resume token never carries credentials"
+            )
         if not origins(url):
             raise TokenError(
-                f"resume token: its {name} {redact_url(url)!r} is not of an origin "
+                f"resume token: its {name} {quote_url(url)} is not of an origin "
                 "this poller polls (status_url, base_url, allowed_origins); pass "
                 "trusted=True for a token from your own system"
             )

@@ -240,8 +240,11 @@ class Engine:
         deadline = handle._record.deadline
         if deadline is not None:
             # A second entry at the deadline times the job out even while it waits for a
-            # free worker or sits in a request; poll entries are capped at it too.
+            # free worker or sits in a request; poll entries are capped at it too. It is
+            # not the job's poll entry (the one nudge() moves).
+            entry = handle._entry
             self.push(handle, deadline)
+            handle._entry = entry
         if self.bus.listening:
             self.emit(EventKind.ADDED, handle)
 
@@ -260,7 +263,7 @@ class Engine:
             # waking the scheduler for it.
             self._ready_send.send_nowait(handle)
             return
-        self.registry.schedule(handle, due)
+        handle._entry = self.registry.schedule(handle, due)
         wake_at = self._wake_at
         # Wake the scheduler only if this moves its wake-up earlier; during a tick (see
         # _scheduler) nothing can, since the tick's end is its earliest wake-up anyway.
@@ -268,6 +271,39 @@ class Engine:
             self._wake_at = max(due, self._tick_end)
             if self._wake_scope is not None:
                 self._wake_scope.cancel()
+
+    def nudge(self, handle: JobHandle) -> bool:
+        """A pushed update said ``handle``'s job changed: poll it as soon as allowed.
+
+        The job's next poll moves to now, or to ``min_interval`` after its last request
+        if that is later; never later than it was. A job already due, queued for a
+        worker or in a request is left as it is (the nudge coalesces with that poll), and
+        so is one waiting out ``retry_schedule`` after a failure or a 429, or before a
+        resubmit.
+        The poll itself still waits for the rate limit and the host's gate, as every
+        poll does. Nothing of the job's state is changed. False for a finished job, and
+        in a fleet for a job this worker holds no claim on.
+        """
+        if handle._finish_seq >= 0 or not self.open:
+            return False
+        record = handle._record
+        fleet = self.fleet
+        if fleet is not None and fleet.claimed.get(record.job_id) is not handle:
+            return False  # released to the store, or never claimed here
+        entry = handle._entry
+        now = self.clock.now()
+        if (
+            entry is None
+            or entry[0] <= now
+            or record.errors
+            or record.throttles
+            or record.action == "resubmit"
+        ):
+            return True  # due, queued or in a request already; or backing off
+        due = max(now, handle._polled_at + self.rules.pacing.min_interval)
+        if due < entry[0] and self.registry.unschedule(entry):
+            self.push(handle, due, now)
+        return True
 
     def emit(self, kind: EventKind, handle: JobHandle) -> None:
         """Publish one event to the stream's readers and the callback runner (callers skip
@@ -364,7 +400,7 @@ class Engine:
                 return
             record.attempts += 1
             sender.requests += 1
-            now = clock.now()
+            handle._polled_at = now = clock.now()
             limit = bound - now
             if watchdog is not None and limit > watchdog.period:
                 # The common case: the watchdog bounds it, no timer of its own.

@@ -14,12 +14,15 @@ The hierarchy::
                             (also a RuntimeError)
 
 Every job error carries ``job_id``; the message names the job and says what to do.
+Server text in a message has its control characters escaped (``_redact.printable``): the
+message is one line, whatever the server sent; the attributes keep the text as it came.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._redact import printable
 from ._response import clip
 
 if TYPE_CHECKING:
@@ -132,7 +135,7 @@ class JobCancelled(AsyncPollError):
         self.job_id = job_id
         self.reason = reason
         self.status = status
-        super().__init__(f"job {job_id!r} was cancelled: {reason}")
+        super().__init__(f"job {job_id!r} was cancelled: {printable(reason)}")
 
     def __reduce__(self) -> tuple[type[JobCancelled], tuple[str, str, Status | None]]:
         return (type(self), (self.job_id, self.reason, self.status))
@@ -146,6 +149,7 @@ class PollError(AsyncPollError):
     says the response can never be read.
 
     Attributes:
+        message: what went wrong, control characters escaped (``\\n`` for a line break).
         job_id: the job's id (None until the poller fills it in).
         url: the status URL, credentials redacted, or None for a ``check=`` job.
         http_status: the last HTTP status code received, or None.
@@ -163,7 +167,7 @@ class PollError(AsyncPollError):
         cause: BaseException | None = None,
         status: Status | None = None,
     ) -> None:
-        self.message = message
+        self.message = message = printable(message)
         self.job_id = job_id
         self.url = url
         self.http_status = http_status
@@ -172,13 +176,15 @@ class PollError(AsyncPollError):
         super().__init__(message)
 
     def __str__(self) -> str:
-        if self.job_id is not None and self.url is not None:
-            return f"job {self.job_id!r} ({self.url}): {self.message}"
+        message = printable(self.message)  # also when code set it after __init__
+        url = None if self.url is None else printable(self.url)
+        if self.job_id is not None and url is not None:
+            return f"job {self.job_id!r} ({url}): {message}"
         if self.job_id is not None:
-            return f"job {self.job_id!r}: {self.message}"
-        if self.url is not None:
-            return f"{self.url}: {self.message}"
-        return self.message
+            return f"job {self.job_id!r}: {message}"
+        if url is not None:
+            return f"{url}: {message}"
+        return message
 
     def __reduce__(self) -> Any:
         # Keyword-only attributes do not survive the default args-based pickling.

@@ -54,11 +54,13 @@ class JobHandle:
     """
 
     # The job's data is its record; the rest is the future's own state and the
-    # engine's per-request slots (_scope, _in_request, _gate, _gate_url).
+    # engine's per-request slots (_scope, _in_request, _gate, _gate_url) and schedule
+    # slots (_entry, _polled_at: what nudge() moves, and how far).
     __slots__ = (
         "__weakref__",
         "_check",
         "_done_callbacks",
+        "_entry",
         "_event",
         "_exception",
         "_finish_seq",
@@ -71,6 +73,7 @@ class JobHandle:
         "_on_done",
         "_on_progress",
         "_owner",
+        "_polled_at",
         "_poller",
         "_record",
         "_result",
@@ -108,6 +111,8 @@ class JobHandle:
         self._gate: Any = None  # the HostGate of _gate_url, the URL last polled
         self._gate_url: str | None = None
         self._lease_end = math.inf  # in a fleet: the poll must start before this time
+        self._entry: tuple[float, int] | None = None  # its last due-heap entry, if any
+        self._polled_at = -math.inf  # when its last request was sent
 
     def _resolve(
         self, result: Any, exception: BaseException | None, seq: int

@@ -18,7 +18,7 @@ import httpx
 import sniffio
 
 from . import _httpcorepool
-from ._redact import SECRET_HEADERS, redact_url
+from ._redact import SECRET_HEADERS, quote_url, redact_url
 from ._response import Response
 from ._transport import (
     ACCEPT_ENCODING,
@@ -222,7 +222,7 @@ class HttpxTransport:
         except httpx.HTTPError as exc:
             raise _translate(exc, url, method) from exc
         except httpx.InvalidURL as exc:
-            message = f"invalid URL {redact_url(url)!r}: {exc}"
+            message = f"invalid URL {quote_url(url)}: {exc}"
             raise TransportFailure(message, transient=False) from exc
 
     async def aclose(self) -> None:

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
-from urllib.parse import quote
 
 import anyio
 
@@ -47,12 +46,13 @@ from ._progress import ProgressDisplay
 from ._ratelimit import RateLimit
 from ._reader import Reader
 from ._record import NO_BODY, JobRecord
-from ._redact import redact_headers, redact_url
+from ._redact import quote_url, redact_headers, redact_url
 from ._remote import Remote, create_request
 from ._schedule import Schedule
 from ._status import JobState
 from ._submit import IDEMPOTENCY_HEADER
 from ._transport import DEFAULT_MAX_BODY, Transport
+from ._urls import fill_template
 from ._views import PollerSummary, html_table
 
 __all__ = ["AsCompleted", "PollerStatistics", "TaskPoller"]
@@ -658,7 +658,7 @@ class TaskPoller:
                     f"job {key!r} has no status URL: pass url= or give the poller a "
                     "status_url template"
                 )
-            url = options.status_url.format(job_id=quote(key, safe=""))
+            url = fill_template(options.status_url, key)
         elif not isinstance(url, str):
             raise TypeError(f"url must be a string, got {url!r}")
         sched = options.schedule if sched_given is None else check_schedule("schedule", sched_given)
@@ -694,7 +694,7 @@ class TaskPoller:
         if cancel_url is not None:
             record.cancel_url = absolute(cancel_url)
         elif options.cancel_url is not None:
-            record.cancel_url = absolute(options.cancel_url.format(job_id=quote(key, safe="")))
+            record.cancel_url = absolute(fill_template(options.cancel_url, key))
         handle = JobHandle(
             engine,
             self,
@@ -935,6 +935,33 @@ class TaskPoller:
             raise ValueError(f"no job {key!r} in this poller{where}; add() it first")
         return found
 
+    def nudge(self, job_id: str) -> bool:
+        """Poll job ``job_id`` as soon as the limits allow: a pushed update's hint.
+
+        For a webhook or a message saying a job changed: its next poll moves to now (or
+        to ``min_interval`` after its last request, if that is later). A nudge is a
+        hint only: the job's state, result and error still come from polling it, never
+        from what was pushed, and its poll waits for the rate limit and the host's
+        cool-down like any other. Nudges coalesce: one for a job already due, queued or
+        in a request adds no request, so a thousand nudges cost one poll at most. A job
+        waiting out ``retry_schedule`` after a failed request or a 429, or before a
+        resubmit, keeps its wait.
+
+        Returns:
+            True when a job of that id is in flight here (its next poll is as soon as
+            allowed); False, changing nothing, for an id no job in flight here has: an
+            unknown or finished job, an id that is not a non-empty string or an int
+            (pushed data is not trusted), a poller that is not open, or in a fleet (a
+            shared store) a job this worker holds no claim on (between polls, a fleet's
+            jobs wait in the store, not in any one worker).
+        """
+        if isinstance(job_id, bool) or not isinstance(job_id, (str, int)) or job_id == "":
+            return False
+        if self._lifecycle not in (_Lifecycle.OPEN, _Lifecycle.SHUTTING_DOWN):
+            return False
+        handle = self._engine.registry.lookup(str(job_id))
+        return handle is not None and self._engine.nudge(handle)
+
     async def wait(self, job_id: str) -> Any:
         """Wait for job ``job_id`` (``handle(job_id)``) and return its result.
 
@@ -1154,7 +1181,7 @@ class TaskPoller:
         parts = [f"<TaskPoller {self._lifecycle.value}", f"active={len(engine.registry)}"]
         parts.append(f"finished={engine.finished_base + len(engine.finished)}")
         if options.status_url is not None:
-            parts.append(f"status_url={redact_url(options.status_url)!r}")
+            parts.append(f"status_url={quote_url(options.status_url)}")
         if options.headers:
             parts.append(f"headers={redact_headers(options.headers, options.secret_headers)!r}")
         if engine.sender.limiter is not None:

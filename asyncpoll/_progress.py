@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 import anyio
 
 from ._events import EventKind
+from ._redact import printable
 from ._status import JobState
 
 if TYPE_CHECKING:
@@ -63,7 +64,9 @@ def _interactive(tqdm_class: Any, file: IO[str] | None) -> bool:
 
 
 def _label(job_id: str) -> str:
-    """A job id in ``JOB_LABEL`` characters: its end, where ids (and URLs) differ."""
+    """A job id in ``JOB_LABEL`` characters: its end, where ids (and URLs) differ; control
+    characters escaped (an id from a create response is the server's text)."""
+    job_id = printable(job_id)
     if len(job_id) > JOB_LABEL:
         job_id = "…" + job_id[-(JOB_LABEL - 1) :]
     return f"{job_id:<{JOB_LABEL}}"

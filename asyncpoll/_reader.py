@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from ._errors import PollError
 from ._httpdate import parse_http_date
+from ._redact import printable
 from ._response import Response
 from ._status import JobState, Status
 
@@ -170,7 +171,7 @@ def unknown_state(
             "unknown job state %r%s from %s; treating it as running%s",
             word,
             place,
-            source,
+            printable(source),
             f" ({fix})" if warn_fix else "",
         )
     return JobState.RUNNING

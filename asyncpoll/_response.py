@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 
+from ._redact import printable
+
 __all__ = ["Response", "clip", "excerpt"]
 
 
@@ -92,16 +94,22 @@ class Response:
 
 
 def clip(text: str, limit: int = 1000) -> str:
-    """``text`` cut to about ``limit`` characters, keeping its beginning and its end.
+    """A server's ``text`` for a message: cut to about ``limit`` characters, keeping its
+    beginning and its end, control characters escaped (``printable``).
 
     The end is what a traceback's reader needs (its last line names the exception), so
     it keeps the larger share; the middle is replaced by a note of how much was left out.
+    The result is one line: a line break the server sent shows as ``\\n``, so that its
+    text cannot start a line of its own in a log.
     """
     if len(text) <= limit:
-        return text
+        return printable(text)
     head = limit * 2 // 5
     tail = limit - head
-    return f"{text[:head]}\n[... {len(text) - head - tail} characters left out ...]\n{text[-tail:]}"
+    return (
+        f"{printable(text[:head])} [... {len(text) - head - tail} characters left out ...] "
+        f"{printable(text[-tail:])}"
+    )
 
 
 def excerpt(content: bytes | str, limit: int = 200) -> str:

@@ -30,6 +30,7 @@ from ._limiter import Limiter
 from ._policy import Pacing, header_hint, parse_budget
 from ._ratelimit import RateLimit
 from ._record import JobRecord
+from ._redact import printable
 from ._response import Response
 from ._status import Status
 from ._transport import Transport, TransportFailure
@@ -67,11 +68,12 @@ def host_of(url: str) -> str:
 
 
 class SendFailed(Exception):
-    """A request outside the schedule got no answer; the message says why."""
+    """A request outside the schedule got no answer; the message says why (control
+    characters escaped: it may quote a transport's error, which may quote the server)."""
 
     def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        self.message = message = printable(message)
         super().__init__(message)
-        self.message = message
         self.cause = cause
 
 
@@ -212,7 +214,7 @@ class Sender:
                 self._warned.add(host)
                 logger.warning(
                     "%s asked to wait %.0f s; capping server hints at max_retry_after=%g s",
-                    host,
+                    printable(host),
                     hint,
                     cap,
                 )

@@ -16,7 +16,7 @@ import zlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
-from ._redact import redact_url
+from ._redact import printable, redact_url
 from ._response import Response
 
 __all__ = [
@@ -40,6 +40,9 @@ UNDECODED = frozenset({"br", "zstd", "compress", "x-compress"})
 class TransportFailure(Exception):
     """A request got no usable response.
 
+    The message has its control characters escaped: it may quote an HTTP library's
+    error, which may quote what the server sent.
+
     Attributes:
         transient: True when trying again may help (connection refused, reset, timed
             out); False when it cannot (an unsupported scheme, an invalid URL, a body
@@ -47,7 +50,7 @@ class TransportFailure(Exception):
     """
 
     def __init__(self, message: str, *, transient: bool) -> None:
-        super().__init__(message)
+        super().__init__(printable(message))
         self.transient = transient
 
 

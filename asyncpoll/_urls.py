@@ -8,12 +8,19 @@ from and must then be http(s), carry no user:password, and have the same origin
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from ._errors import PollError
-from ._redact import redact_url
+from ._redact import quote_url
 
-__all__ = ["check_server_url", "join_base", "normalize_origins", "origin_of", "same_origin"]
+__all__ = [
+    "check_server_url",
+    "fill_template",
+    "join_base",
+    "normalize_origins",
+    "origin_of",
+    "same_origin",
+]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -45,6 +52,28 @@ def join_base(base: str, url: str) -> str:
     if not base.endswith("/"):
         base += "/"
     return base + url.lstrip("/")
+
+
+#: Job ids a URL would read as a step in its path, not as a name.
+DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def fill_template(template: str, job_id: str) -> str:
+    """``template`` with ``{job_id}`` filled in, percent-encoded as one path segment.
+
+    ``"a b/c"`` becomes ``a%20b%2Fc``: an id cannot add a path step. Nor can it be one:
+    every HTTP client resolves ``/v1/jobs/../status`` to ``/v1/status`` (and aiohttp
+    decodes ``%2E%2E`` first), so ``"."`` and ``".."`` are refused.
+
+    Raises:
+        ValueError: ``job_id`` is ``"."`` or ``".."``.
+    """
+    if job_id in DOT_SEGMENTS:
+        raise ValueError(
+            f"job id {job_id!r} cannot fill a URL template: a URL reads it as a step "
+            "up its path, not as a name"
+        )
+    return template.format(job_id=quote(job_id, safe=""))
 
 
 def same_origin(a: str, b: str) -> bool:
@@ -110,22 +139,22 @@ def check_server_url(
         parts = urlsplit(absolute)
         parts.hostname  # noqa: B018 -- parses the netloc, raising on a malformed one
     except ValueError:
-        raise PollError(f"refusing {what} {redact_url(url)!r}: not a valid URL") from None
-    shown = redact_url(absolute)
+        raise PollError(f"refusing {what} {quote_url(url)}: not a valid URL") from None
+    shown = quote_url(absolute)
     if parts.scheme.lower() not in _DEFAULT_PORTS:
-        raise PollError(f"refusing {what} {shown!r}: only http and https URLs are followed")
+        raise PollError(f"refusing {what} {shown}: only http and https URLs are followed")
     if parts.username is not None or parts.password is not None:
-        raise PollError(f"refusing {what} {shown!r}: it carries user credentials")
+        raise PollError(f"refusing {what} {shown}: it carries user credentials")
     if not parts.hostname:
-        raise PollError(f"refusing {what} {shown!r}: it names no host")
+        raise PollError(f"refusing {what} {shown}: it names no host")
     try:
         origin = origin_of(absolute)
     except ValueError:
-        raise PollError(f"refusing {what} {shown!r}: its port is not valid") from None
+        raise PollError(f"refusing {what} {shown}: its port is not valid") from None
     if not same_origin(absolute, base) and origin not in allowed:
         scheme, host, port = origin
         raise PollError(
-            f"refusing {what} {shown!r}: its origin {scheme}://{host}:{port} differs from "
-            f"{redact_url(base)!r}; list it in allowed_origins= to trust it"
+            f"refusing {what} {shown}: its origin {scheme}://{host}:{port} differs from "
+            f"{quote_url(base)}; list it in allowed_origins= to trust it"
         )
     return absolute

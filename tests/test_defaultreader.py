@@ -255,8 +255,10 @@ def test_a_long_error_keeps_its_beginning_and_end_in_the_message() -> None:
     status = _read({"status": "failed", "traceback": traceback})
     error = asyncpoll.JobFailed("j", status)
     message = str(error)
-    assert message.startswith("job 'j' failed: Traceback (most recent call last):\n")
-    assert message.endswith("\nValueError: the input has 3 pages")
+    # One line: the server's line breaks are escaped, so its text cannot forge a log line.
+    assert message.startswith("job 'j' failed: Traceback (most recent call last):\\n")
+    assert message.endswith("\\nValueError: the input has 3 pages")
+    assert "\n" not in message
     assert f"[... {len(traceback) - 1000} characters left out ...]" in message
     assert message == f"job 'j' failed: {clip(traceback, 1000)}"
     assert error.error == status.error == traceback
@@ -264,9 +266,10 @@ def test_a_long_error_keeps_its_beginning_and_end_in_the_message() -> None:
 
 
 def test_clip() -> None:
-    """clip keeps 2/5 of the limit from the start and 3/5 from the end."""
+    """clip keeps 2/5 of the limit from the start and 3/5 from the end, on one line."""
     assert clip("abc", 3) == "abc"
-    assert clip("0123456789", 5) == "01\n[... 5 characters left out ...]\n789"
+    assert clip("0123456789", 5) == "01 [... 5 characters left out ...] 789"
+    assert clip("0\n2345678\x1b", 5) == "0\\n [... 5 characters left out ...] 78\\x1b"
 
 
 # --- results --------------------------------------------------------------------------
