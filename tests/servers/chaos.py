@@ -622,6 +622,8 @@ class ChaosServer:
             self.arrivals.clear()
             self.cooldowns.clear()
             self.foreign_requests.clear()
+            self.injected.clear()
+            self.requests = 0
 
     def sockets(self) -> set[int]:
         """The file descriptors of the server's listening sockets."""
