@@ -100,8 +100,10 @@ def clip(text: str, limit: int = 1000) -> str:
     The end is what a traceback's reader needs (its last line names the exception), so
     it keeps the larger share; the middle is replaced by a note of how much was left out.
     The result is one line: a line break the server sent shows as ``\\n``, so that its
-    text cannot start a line of its own in a log.
+    text cannot start a line of its own in a log. Trailing white space (the line break
+    ending a traceback) is left out.
     """
+    text = text.rstrip()
     if len(text) <= limit:
         return printable(text)
     head = limit * 2 // 5

