@@ -1159,6 +1159,16 @@ def test_a_token_short_by_epsilon_is_there() -> None:
     assert bucket.reserve(ALMOST) == ALMOST
 
 
+def test_a_token_short_by_epsilon_is_taken() -> None:
+    """try_take() and take_up_to() take a token at a level of 1 - EPSILON."""
+    taking = TokenBucket(RateLimit(1))
+    assert taking.try_take(0.0)
+    assert taking.try_take(ALMOST)
+    batch = TokenBucket(RateLimit(1))
+    assert batch.try_take(0.0)
+    assert batch.take_up_to(ALMOST, 3) == 1
+
+
 def test_cancel_gives_back_only_the_latest_slot_late_on_the_clock() -> None:
     """At t = 10**7 a slot 1 ms before the latest is not the latest (no relative slack)."""
     bucket = TokenBucket(RateLimit(1000))
