@@ -453,3 +453,237 @@ def test_numeric_state_words_stay_apart() -> None:
 def test_words_that_are_one_word_cannot_mean_two_states() -> None:
     with pytest.raises(ValueError, match=r"'Done' and 'DONE' are one word .* SUCCEEDED and FAILED"):
         DefaultReader(states={"Done": JobState.SUCCEEDED, "DONE": JobState.FAILED})
+
+
+# ------------------------------------------------ exact readings of the less common shapes
+
+
+def _refusal(document: dict[Any, Any]) -> str:
+    """The message of the PollError a strict reader raises on ``document``."""
+    with pytest.raises(asyncpoll.PollError) as caught:
+        DefaultReader(unknown="error").read(document)
+    return caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("document", "place"),
+    [
+        ({"JobStatus": "weird"}, "JobStatus"),
+        ({"state": {"type": "weird"}}, "state.type"),
+        ({"status": {"state": {"type": "weird"}}}, "status.state.type"),
+        ({"data": {"state": {"type": "weird"}}}, "data.state.type"),
+        ({"data": {"status": "weird"}}, "data.status"),
+        ({"building": False, "result": "weird"}, "result"),
+    ],
+)
+def test_an_unknown_word_is_named_with_the_field_holding_it(
+    document: dict[str, Any], place: str
+) -> None:
+    assert _refusal(document) == (
+        f"the server reported state 'weird' at {place!r}, which this reader does not know "
+        "(map it with DefaultReader(states={...}))"
+    )
+
+
+def test_an_unknown_word_in_a_plain_field_names_no_field() -> None:
+    assert _refusal({"phase": {"name": "weird"}}) == (
+        "the server reported state 'weird' at 'phase.name', which this reader does not "
+        "know (map it with DefaultReader(states={...}))"
+    )
+    assert _refusal({"status": "weird"}) == (
+        "the server reported state 'weird', which this reader does not know (map it with "
+        "DefaultReader(states={...}))"
+    )
+
+
+def test_an_unknown_word_in_a_document_is_warned_about_as_from_a_document(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="asyncpoll"):
+        status = DefaultReader().read({"status": "percolating"})
+    assert (status.state, status.unknown_word) == (JobState.RUNNING, "percolating")
+    assert caplog.messages == [
+        "unknown job state 'percolating' from a document; treating it as running (map it "
+        "with DefaultReader(states={...}))"
+    ]
+
+
+def test_a_state_object_two_levels_deep_is_read_with_its_message() -> None:
+    status = DefaultReader().read({"status": {"state": {"type": "FAILED", "message": "boom"}}})
+    assert (status.state, status.error) == (JobState.FAILED, "boom")
+
+
+def test_a_state_object_s_keys_match_in_any_case_the_exact_one_first() -> None:
+    """{"Phase": "Failed"} is read like "phase"; a key in its exact case wins."""
+    status = DefaultReader().read({"status": {"message": "hi", "Phase": "Failed"}})
+    assert (status.state, status.error) == (JobState.FAILED, "hi")
+    mixed = DefaultReader().read({"status": {"TYPE": "failed", "type": "succeeded"}})
+    assert mixed.state is JobState.SUCCEEDED
+
+
+def test_an_empty_status_word_gives_way_to_the_next_field() -> None:
+    assert DefaultReader().read({"status": "", "state": "failed"}).state is JobState.FAILED
+
+
+def test_status_wins_over_phase_whatever_their_order() -> None:
+    document = {"phase": "Failed", "status": {"type": "Succeeded"}}
+    assert DefaultReader().read(document).state is JobState.SUCCEEDED
+
+
+def test_a_top_level_phase_wins_over_an_envelope_s_status() -> None:
+    document = {"phase": "Running", "data": {"status": "failed"}}
+    assert DefaultReader().read(document).state is JobState.RUNNING
+
+
+def test_fields_named_like_state_or_phase_are_read() -> None:
+    assert DefaultReader().read({"TaskState": "SUCCEEDED"}).state is JobState.SUCCEEDED
+    assert DefaultReader().read({"currentPhase": "Succeeded"}).state is JobState.SUCCEEDED
+
+
+def test_a_document_with_keys_that_are_not_text_is_read() -> None:
+    assert DefaultReader().read({1: "x", "JobStatus": "SUCCEEDED"}).state is JobState.SUCCEEDED
+
+
+def test_the_error_fields_do_not_hide_a_wrapper_after_them() -> None:
+    document = {"errors": [], "job": {"JobStatus": "SUCCEEDED"}}
+    assert DefaultReader().read(document).state is JobState.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    "document",
+    [{"name": "operations/123"}, {"name": "projects/p/jobs/1", "metadata": {}}],
+)
+def test_a_google_operation_without_done_is_running(document: dict[str, Any]) -> None:
+    assert DefaultReader().read(document).state is JobState.RUNNING
+
+
+def test_a_google_operation_s_metadata_that_is_no_object_gives_no_progress() -> None:
+    status = DefaultReader().read({"name": "operations/1", "metadata": "x"})
+    assert (status.state, status.progress) == (JobState.RUNNING, None)
+
+
+def test_error_text_under_description() -> None:
+    status = DefaultReader().read({"status": "failed", "error": {"description": "disk full"}})
+    assert status.error == "disk full"
+
+
+def test_a_cause_is_joined_to_the_error_field_only() -> None:
+    """Step Functions' error + cause; a cause beside other fields, or repeating the
+    error, is not appended."""
+    read = DefaultReader().read
+    assert read({"status": "FAILED", "error": "E", "cause": "C"}).error == "E: C"
+    assert read({"status": "FAILED", "error": "E", "cause": "E"}).error == "E"
+    assert read({"status": "FAILED", "failureReason": "disk", "cause": "quota"}).error == "disk"
+
+
+def test_result_links_from_a_list_skip_what_is_not_text() -> None:
+    read = DefaultReader().read
+    running = read(
+        {"status": "running", "resultUrls": [{"href": "x"}, "https://r/1", "https://r/2"]}
+    )
+    assert running.result_url == "https://r/1"
+    done = read({"status": "succeeded", "resultUrls": ["https://r/1", "https://r/2"]})
+    assert (done.result_url, done.result) == ("https://r/1", ["https://r/1", "https://r/2"])
+
+
+def test_a_live_job_s_result_link_is_found_in_the_envelope_too() -> None:
+    status = DefaultReader().read({"status": "running", "data": {"resultUrl": "https://r/1"}})
+    assert status.result_url == "https://r/1"
+    done = DefaultReader().read({"status": "succeeded", "data": {"resultUrl": "https://r/2"}})
+    assert done.result_url == "https://r/2"
+
+
+def test_a_live_document_read_without_a_response() -> None:
+    document = {"status": "running", "progress": 50, "resultUrl": "https://r/1"}
+    status = DefaultReader().read(document)
+    assert (status.state, status.progress, status.result_url, status.http_status) == (
+        JobState.RUNNING,
+        0.5,
+        "https://r/1",
+        None,
+    )
+    assert status.raw is document
+
+
+def test_a_live_response_s_fields() -> None:
+    body = b'{"status": "running", "progress": 25, "resultUrl": "https://r/1"}'
+    status = DefaultReader()(Response(200, {"Retry-After": "7"}, body))
+    assert (status.progress, status.result_url, status.retry_after, status.http_status) == (
+        0.25,
+        "https://r/1",
+        7.0,
+        200,
+    )
+    assert status.raw == json.loads(body)
+
+
+def test_a_finished_response_s_retry_after_is_read() -> None:
+    status = DefaultReader()(Response(202, {"Retry-After": "5"}, b'{"status": "failed"}'))
+    assert (status.state, status.retry_after, status.http_status) == (JobState.FAILED, 5.0, 202)
+    plain = DefaultReader()(Response(200, {}, b'{"status": "failed"}'))
+    assert plain.retry_after is None
+
+
+def test_result_json_is_parsed_and_bad_json_is_named() -> None:
+    read = DefaultReader().read
+    assert read({"status": "succeeded", "resultJson": '{"a": 1}'}).result == {"a": 1}
+    assert read({"status": "succeeded", "resultJson": {"a": 1}}).result == {"a": 1}
+    with pytest.raises(ValueError, match=r"^'resultJson' does not hold JSON text \(") as caught:
+        read({"status": "succeeded", "resultJson": "{nope"})
+    assert str(caught.value).endswith("; received '{nope'")
+
+
+def test_output_json_text_is_parsed_objects_are_kept() -> None:
+    read = DefaultReader().read
+    assert read({"status": "succeeded", "output": "[1, 2]"}).result == [1, 2]
+    assert read({"status": "succeeded", "output": {"a": 1}}).result == {"a": 1}
+
+
+def test_a_data_field_that_is_no_object_is_no_envelope() -> None:
+    status = DefaultReader().read({"status": "failed", "data": "oops", "error": "E"})
+    assert (status.state, status.error) == (JobState.FAILED, "E")
+
+
+def test_a_document_without_state_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"^no job state in the document") as caught:
+        DefaultReader().read({"x": 1})
+    assert str(caught.value) == (
+        "no job state in the document (looked for 'status', 'state' or 'phase', a boolean "
+        "'done', and fields named like 'JobStatus', at the top level, inside 'data' and one "
+        "level down); received \"{'x': 1}\""
+    )
+
+
+def test_an_unknown_conclusion_gives_way_to_the_outcome_field() -> None:
+    document = {"status": "completed", "conclusion": "weird", "outcome": "failure"}
+    status = DefaultReader().read(document)
+    assert (status.state, status.error) == (JobState.FAILED, "outcome 'failure'")
+
+
+def test_a_jenkins_result_that_is_not_final_is_running() -> None:
+    assert DefaultReader().read({"building": False, "result": "queued"}).state is JobState.RUNNING
+    assert DefaultReader().read({"building": False, "result": 1}).state is JobState.RUNNING
+
+
+def test_a_failed_word_that_is_not_plain_stands_in_for_the_error_text() -> None:
+    assert DefaultReader().read({"data": {"status": "crashed"}}).error == "data.status 'crashed'"
+
+
+def test_a_state_object_in_a_type_field_is_read_two_levels_deep_at_most() -> None:
+    """{"state": {"type": {"name": ...}}} is read; a third level is not looked into."""
+    read = DefaultReader().read
+    assert read({"state": {"type": {"name": "Failed"}}}).state is JobState.FAILED
+    with pytest.raises(ValueError, match=r"^no job state in the document"):
+        read({"state": {"type": {"name": {"type": "Failed"}}}})
+
+
+def test_a_top_level_field_beside_an_envelope_is_named_without_a_prefix() -> None:
+    assert _refusal({"data": {"id": 1}, "JobStatus": "weird"}) == (
+        "the server reported state 'weird' at 'JobStatus', which this reader does not know "
+        "(map it with DefaultReader(states={...}))"
+    )
+
+
+def test_a_status_word_beside_a_building_field_keeps_its_result() -> None:
+    document = {"status": "succeeded", "building": False, "result": {"pages": 2}}
+    assert DefaultReader().read(document).result == {"pages": 2}

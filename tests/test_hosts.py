@@ -570,3 +570,48 @@ async def test_engine_reads_an_epoch_ratelimit_reset_against_date_only(
         assert await p.gather(a, b) == [1, 2]
     assert rel(api.times("a"), t0) == [0.0]
     assert rel(api.times("b"), t0) == times_b
+
+
+# ------------------------------------------------------------ exact edges of the gate
+
+
+def test_an_unlimited_gate_lets_a_request_through_at_once() -> None:
+    gate, clock = _gate(None)
+    assert gate.try_pass(clock.at(0.0)) is True
+
+
+def test_a_pause_ending_now_no_longer_holds() -> None:
+    """paused_until is the first instant a request may go again."""
+    gate, clock = _gate(None)
+    gate.on_budget(clock.at(0.0), 0, 5.0)
+    assert gate.try_pass(clock.at(4.5)) is False
+    assert gate.try_pass(clock.at(5.0)) is True
+
+
+def test_the_observed_rate_counts_the_last_64_requests() -> None:
+    """A host with no limit is halved from the rate of its last 64 requests."""
+    gate, clock = _gate(None)
+    for i in range(36):  # one a second at first
+        assert gate.try_pass(clock.at(100.0 + i))
+    for i in range(64):  # then ten a second
+        assert gate.try_pass(clock.at(200.0 + i / 10))
+    gate.on_throttled(clock.at(207.0), 1.0)
+    assert gate.rate == pytest.approx(5.0)
+
+
+def test_the_observed_rate_of_requests_sent_together_then_later() -> None:
+    """Two requests at once, a third a second later: 2 requests/s, halved to 1."""
+    gate, clock = _gate(None)
+    for t in (10.0, 10.0, 11.0):
+        assert gate.try_pass(clock.at(t))
+    gate.on_throttled(clock.at(11.0), 1.0)
+    assert gate.rate == 1.0
+
+
+@pytest.mark.anyio
+async def test_wait_gives_up_at_the_rate_deadline() -> None:
+    """A slot of the rate later than rate_deadline is not waited for."""
+    gate = HostGate("api.test", RateLimit(1), AnyioClock())
+    assert await gate.wait() is True
+    assert await gate.wait(math.inf, rate_deadline=0.5) is False
+    assert anyio.current_time() == 0.5

@@ -49,3 +49,18 @@ def test_parse_http_date(value: str, epoch: float) -> None:
 def test_parse_http_date_garbage_is_none(value: str | None) -> None:
     """Absent, empty, unreadable or out-of-range dates give None, never an exception."""
     assert parse_http_date(value) is None
+
+
+def test_a_date_without_a_zone_is_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The obsolete asctime form carries no zone: it is read as UTC, not local time."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert parse_http_date("Wed Oct 21 07:28:00 2015") == 1445412480.0
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -683,3 +683,14 @@ def test_listed_words_are_matched_whatever_their_separators() -> None:
     for spelling in ("in_progress", "InProgress", "IN PROGRESS"):
         assert reader(_response(_state_body(spelling))).state is JobState.CANCELLED
     assert reader(_response(_state_body("TRANS_CODING"))).state is JobState.RUNNING
+
+
+def test_a_path_starting_with_a_dot_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"must be a dotted path like 'data.state', got '.state'"):
+        JsonReader(state=".state")
+
+
+def test_a_progress_ratio_with_a_total_of_one() -> None:
+    reader = JsonReader(state="state", progress="done/total")
+    status = reader(_response({"state": "running", "done": 1, "total": 1}))
+    assert status.progress == 1.0

@@ -381,3 +381,14 @@ def test_next_delay_is_gone() -> None:
 
     assert not hasattr(_policy, "next_delay")
     assert "next_delay" not in _policy.__all__
+
+
+def test_a_custom_header_that_is_no_number_gives_way_to_retry_after_ms() -> None:
+    headers = {"x-poll-after-ms": "soon", "retry-after-ms": "1500", "retry-after": "9"}
+    assert header_hint(headers, ("X-Poll-After-Ms",), wall_now=0.0) == 1.5
+
+
+def test_a_reset_just_above_1e9_is_an_epoch_time() -> None:
+    """RateLimit-Reset above 10**9 is read as a time (epoch seconds), not a delay."""
+    headers = {"ratelimit-remaining": "0", "ratelimit-reset": "1000000000.5"}
+    assert parse_budget(headers, 1_000_000_000.0) == (0, 0.5)

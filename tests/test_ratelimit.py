@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import attrs
 import pytest
 
@@ -1142,3 +1143,95 @@ async def test_cancelled_head_waiter_hands_the_timer_to_the_next() -> None:
     assert anyio.current_time() == 2.0
     assert limiter.granted == 3
     assert limiter.waiting == 0
+
+
+# --- exact edges: EPSILON, cancel's tolerance, retune, a head that gives up -------------
+
+#: One second less EPSILON (1e-9): a token short by no more than float error.
+ALMOST = 1.0 - 1e-9
+
+
+def test_a_token_short_by_epsilon_is_there() -> None:
+    """A level of 1 - EPSILON counts as a whole token: it goes at once, not in debt."""
+    bucket = TokenBucket(RateLimit(1))
+    assert bucket.try_take(0.0)
+    assert bucket.has_capacity(ALMOST)
+    assert bucket.reserve(ALMOST) == ALMOST
+
+
+def test_a_token_short_by_epsilon_is_taken() -> None:
+    """try_take() and take_up_to() take a token at a level of 1 - EPSILON."""
+    taking = TokenBucket(RateLimit(1))
+    assert taking.try_take(0.0)
+    assert taking.try_take(ALMOST)
+    batch = TokenBucket(RateLimit(1))
+    assert batch.try_take(0.0)
+    assert batch.take_up_to(ALMOST, 3) == 1
+
+
+def test_cancel_gives_back_only_the_latest_slot_late_on_the_clock() -> None:
+    """At t = 10**7 a slot 1 ms before the latest is not the latest (no relative slack)."""
+    bucket = TokenBucket(RateLimit(1000))
+    now = 1e7
+    assert bucket.try_take(now)
+    first, second, third = (bucket.reserve(now) for _ in range(3))
+    bucket.cancel(third)
+    assert bucket.granted == 3
+    bucket.cancel(first)
+    assert bucket.granted == 3
+    bucket.cancel(second)
+    assert bucket.granted == 2
+
+
+def test_cancel_finds_the_latest_slot_through_float_error() -> None:
+    """Reservations made at uneven times: the slot before a given-back one is still found
+    although the count's arithmetic gives it back a few ulps off."""
+    bucket = TokenBucket(RateLimit(3))
+    assert bucket.try_take(0.0)
+    first = bucket.reserve(0.1)
+    second = bucket.reserve(0.3)
+    bucket.cancel(second)
+    bucket.cancel(first)
+    assert bucket.granted == 1
+
+
+def test_limiter_retune_keeps_the_tokens_accrued_at_the_old_rate() -> None:
+    clock = _ManualClock()
+    limiter = Limiter(RateLimit(1, burst=5), clock)
+    for _ in range(5):
+        assert limiter.bucket.try_take(0.0)
+    clock.t = 2.0
+    limiter.retune(10.0)
+    assert limiter.tokens() == 2.0
+    clock.t = 2.1
+    assert limiter.tokens() == pytest.approx(3.0)
+
+
+class _ManualClock:
+    """A clock a test sets by hand (never slept on)."""
+
+    t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep_until(self, deadline: float) -> None:
+        raise AssertionError("not for sleeping")
+
+
+@pytest.mark.anyio
+async def test_a_head_that_gives_up_hands_the_head_to_the_next() -> None:
+    """The head waiter's deadline comes first: it returns False, the next one goes."""
+    limiter = Limiter(RateLimit(1), AnyioClock())
+    assert await limiter.acquire()
+    results: dict[str, tuple[bool, float]] = {}
+
+    async def take(name: str, deadline: float) -> None:
+        granted = await limiter.acquire(deadline)
+        results[name] = (granted, anyio.current_time())
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(take, "head", 0.5)
+        await anyio.lowlevel.checkpoint()
+        tasks.start_soon(take, "next", math.inf)
+    assert results == {"head": (False, 0.5), "next": (True, 1.0)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 import re
 import time
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 import asyncpoll
 from asyncpoll import DEFAULT_STATES, DefaultReader, JobState, PollError, Response, Status
-from asyncpoll._reader import parse_retry_after
+from asyncpoll._reader import number, parse_retry_after, progress_fraction
 from asyncpoll._response import excerpt
 
 URL = "https://api.example.com/jobs/42"
@@ -827,3 +828,36 @@ def test_an_envelopes_own_message_does_not_hide_the_jobs_error() -> None:
     status = DefaultReader()(Response(200, {}, json.dumps(body).encode()))
     assert status.state is JobState.FAILED
     assert status.error == "model overloaded"
+
+
+# ------------------------------------------------------------------ exact edge readings
+
+
+def test_a_retry_after_of_minus_zero_reads_as_plus_zero() -> None:
+    assert str(parse_retry_after("-0", now=0.0)) == "0.0"
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_a_number_that_is_not_finite_is_none(value: float) -> None:
+    assert number(value) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "fraction"),
+    [
+        ("inf/4", None),
+        ("1/inf", None),
+        ("1/1", 1.0),
+        ("0/4", 0.0),
+        ("0.5/4", 0.125),
+        ("5/4", 1.0),
+        ("1/2/4", None),
+    ],
+)
+def test_a_ratio_text_reads_as_a_fraction(text: str, fraction: float | None) -> None:
+    assert progress_fraction(text) == fraction
+
+
+def test_a_done_total_object_with_a_total_of_one() -> None:
+    assert progress_fraction({"done": 1, "total": 1}) == 1.0
+    assert progress_fraction({"done": 0, "total": 1}) == 0.0

@@ -427,3 +427,11 @@ def test_schedules_are_exported_from_the_package() -> None:
     assert asyncpoll.Fixed is Fixed
     assert asyncpoll.Backoff is Backoff
     assert asyncpoll.Schedule is Schedule
+
+
+def test_backoff_growth_stops_at_the_1024th_factor() -> None:
+    """Past n = 1025 the delay no longer grows (factor**1024), below any max."""
+    slow = backoff(initial=1.0, factor=1.0001, max=30.0, jitter=0.0)
+    rng = random.Random(0)
+    assert slow.delay(5000, rng) == 1.0001**1024
+    assert slow.delay(1025, rng) == slow.delay(10**9, rng)

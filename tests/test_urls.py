@@ -291,3 +291,57 @@ def test_allowed_origin_with_an_unreadable_port_is_refused(entry: str) -> None:
 def test_join_base_appends_to_the_base_path(base: str, url: str, joined: str) -> None:
     """Relative URLs extend base_url's path; absolute ones are left alone."""
     assert join_base(base, url) == joined
+
+
+# --------------------------------------------------------------- exact edges of the rules
+
+
+@pytest.mark.parametrize("url", ["http://other.test/x", "https://other.test/x"])
+def test_join_base_keeps_an_absolute_url_of_either_scheme(url: str) -> None:
+    assert join_base("https://api.test/v1", url) == url
+
+
+@pytest.mark.parametrize(
+    ("base", "joined"),
+    [
+        ("https://api.test/v1#top", "https://api.test/v1/jobs/7"),
+        ("https://api.test/v1?a=1?b=2", "https://api.test/v1/jobs/7"),
+        ("https://api.test/v1?a=1#top", "https://api.test/v1/jobs/7"),
+    ],
+)
+def test_join_base_drops_the_base_s_query_and_fragment(base: str, joined: str) -> None:
+    assert join_base(base, "/jobs/7") == joined
+
+
+def test_join_base_strips_only_leading_slashes() -> None:
+    assert join_base("https://api.test/v1", "//XY/jobs") == "https://api.test/v1/XY/jobs"
+
+
+def test_same_origin_is_false_for_a_bad_port() -> None:
+    assert same_origin("https://api.test:99999/", "https://api.test:99999/") is False
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://cdn.test?x=1",
+        "https://cdn.test#f",
+        "https://cdn.test/path",
+        "https://user@cdn.test",
+    ],
+)
+def test_an_allowed_origin_with_anything_but_scheme_host_port_is_refused(origin: str) -> None:
+    message = f"allowed_origins entries must look like 'https://host[:port]', got {origin!r}"
+    with pytest.raises(ValueError, match=_exactly(message)):
+        normalize_origins([origin])
+
+
+def test_an_unparsable_url_is_refused_by_name() -> None:
+    with pytest.raises(PollError, match=_exactly("refusing a URL 'http://[::1': not a valid URL")):
+        check_server_url("http://[::1", base=BASE)
+
+
+def test_a_url_with_a_bad_port_is_refused_by_name() -> None:
+    message = "refusing the Location 'https://api.test:99999/x': its port is not valid"
+    with pytest.raises(PollError, match=_exactly(message)):
+        check_server_url("https://api.test:99999/x", base=BASE, what="the Location")
