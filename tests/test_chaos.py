@@ -99,6 +99,20 @@ async def test_429_storms_in_every_form_hold_the_host_back_and_the_rate(
     assert set(report["states"]) <= {"succeeded", "failed"}, report
 
 
+async def test_requests_queued_for_the_rate_limit_through_a_cool_down_go_at_the_rate(
+    kind: tuple[tuple[str, dict[str, Any]], str],
+) -> None:
+    """100 jobs due at once queue for a 150/s limit when a 429 pauses the host for a
+    second: the requests that held slots through the pause take new ones after it, and
+    reach the server at the rate, not in one burst at the pause's end."""
+    with running(
+        seed=4, rate=0.02, faults=["storm_429"], storm=0.05, forms=["seconds"], odd_rate=0
+    ) as server:
+        run = await drive(server, jobs=100, transport=kind[1], rate=RATE, burst=BURST)
+    report = check(run)
+    assert report["cool-downs announced"] > 0
+
+
 STORES = [
     pytest.param((ASYNCIO, "aiohttp", "memory"), id="asyncio-aiohttp-memory"),
     pytest.param((ASYNCIO, "aiohttp", "sqlite"), id="asyncio-aiohttp-sqlite"),
