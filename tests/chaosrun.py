@@ -220,19 +220,22 @@ async def drive(
             on_done=count_on_done,
         )
         with anyio.fail_after(budget + 30):
-            async with anyio.create_task_group() as lags, poller:
+            async with anyio.create_task_group() as lags:
                 lags.start_soon(_watch_lag, run)
-                for i in range(jobs):
-                    handle = poller.add(f"{prefix}{i}")
-                    handle.add_done_callback(count_callback)
-                    run.handles.append(handle)
-                async for handle in poller.as_completed(run.handles):
-                    run.yielded.append(handle.job_id)
-                run.statistics = poller.statistics()
-                run.texts.append(repr(poller))
-                run.texts.append(str(run.statistics))
-                if discard:
-                    poller.discard_finished()
+                async with poller:
+                    for i in range(jobs):
+                        handle = poller.add(f"{prefix}{i}")
+                        handle.add_done_callback(count_callback)
+                        run.handles.append(handle)
+                    async for handle in poller.as_completed(run.handles):
+                        run.yielded.append(handle.job_id)
+                    run.statistics = poller.statistics()
+                    run.texts.append(repr(poller))
+                    run.texts.append(str(run.statistics))
+                    if discard:
+                        poller.discard_finished()
+                # Stopped once the poller has closed (a cancel around the poller's block
+                # would close it by cancellation, its queued callbacks unrun).
                 lags.cancel_scope.cancel()
             # Let finished tasks end, and the loop close the async generators that
             # httpcore leaves to the garbage collector (its own, inside a closed stream).
