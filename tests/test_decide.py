@@ -685,7 +685,7 @@ def test_a_cancelled_status_says_so_with_the_server_s_text() -> None:
     worded = Status(JobState.CANCELLED, error="x" * 1500)
     final = decide(record(), Checked(worded), 0.0, rules())
     assert isinstance(final, Finish) and isinstance(final.error, asyncpoll.JobCancelled)
-    assert final.error.reason.startswith("cancelled on the server: " + "x" * 400 + "\n[... 500")
+    assert final.error.reason.startswith("cancelled on the server: " + "x" * 400 + " [... 500 characters left out ...] ")
     assert final.error.status is worded
 
 
@@ -703,7 +703,7 @@ def test_an_errored_status_ends_the_job_with_its_text() -> None:
     final = decide(record(), Checked(worded), 0.0, rules())
     assert isinstance(final, Finish) and final.state is JobState.ERRORED
     error = error_of(final)
-    assert error.message.startswith("y" * 400 + "\n[... 500 characters left out ...]\n")
+    assert error.message.startswith("y" * 400 + " [... 500 characters left out ...] ")
     assert fields(error)[1:] == ("a", URL, 200, worded)
     plain = Status(JobState.ERRORED)
     error = error_of(decide(record(), Checked(plain), 0.0, rules()))
