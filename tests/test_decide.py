@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -685,7 +686,9 @@ def test_a_cancelled_status_says_so_with_the_server_s_text() -> None:
     worded = Status(JobState.CANCELLED, error="x" * 1500)
     final = decide(record(), Checked(worded), 0.0, rules())
     assert isinstance(final, Finish) and isinstance(final.error, asyncpoll.JobCancelled)
-    assert final.error.reason.startswith("cancelled on the server: " + "x" * 400 + "\n[... 500")
+    assert final.error.reason.startswith(
+        "cancelled on the server: " + "x" * 400 + " [... 500 characters left out ...] "
+    )
     assert final.error.status is worded
 
 
@@ -703,7 +706,7 @@ def test_an_errored_status_ends_the_job_with_its_text() -> None:
     final = decide(record(), Checked(worded), 0.0, rules())
     assert isinstance(final, Finish) and final.state is JobState.ERRORED
     error = error_of(final)
-    assert error.message.startswith("y" * 400 + "\n[... 500 characters left out ...]\n")
+    assert error.message.startswith("y" * 400 + " [... 500 characters left out ...] ")
     assert fields(error)[1:] == ("a", URL, 200, worded)
     plain = Status(JobState.ERRORED)
     error = error_of(decide(record(), Checked(plain), 0.0, rules()))
@@ -848,6 +851,30 @@ def test_locate_fills_the_status_url_template_with_the_quoted_id() -> None:
     created = Response(202, {}, b'{"id": "x/1"}', "", "https://api.test/jobs")
     ruled = rules(status_url="/jobs/{job_id}", absolute=lambda u: "https://api.test" + u)
     assert locate(created, ruled) == ("x/1", "https://api.test/jobs/x%2F1", True)
+
+
+@pytest.mark.parametrize("job_id", [".", ".."])
+@pytest.mark.parametrize("headers", [{}, {"location": "/queue/9"}])
+def test_locate_refuses_a_job_id_that_is_a_path_step(job_id: str, headers: dict[str, str]) -> None:
+    """Refused with a template or without, even beside the response's own link: a
+    cancel_url template would read the id too."""
+    created = Response(202, headers, json.dumps({"id": job_id}).encode(), "", URL)
+    for ruled in (rules(), rules(status_url="/jobs/{job_id}")):
+        with pytest.raises(asyncpoll.PollError) as caught:
+            locate(created, ruled)
+        assert caught.value.message == (
+            f"refusing the job id {job_id!r} of the create response: a URL reads it as a "
+            "step up its path, not as a name"
+        )
+        assert caught.value.http_status == 202
+
+
+def test_locate_fills_the_template_only_without_a_link() -> None:
+    """The template gives the status URL (from_template True) when the response names
+    the job but not where to poll it; the URL is passed through rules.absolute."""
+    created = Response(201, {}, b'{"id": "a b"}', "", "https://api.test/jobs")
+    ruled = rules(status_url="/jobs/{job_id}/state", absolute=lambda u: "https://h.test" + u)
+    assert locate(created, ruled) == ("a b", "https://h.test/jobs/a%20b/state", True)
 
 
 def test_locate_without_a_template_or_an_id_says_what_is_missing() -> None:

@@ -615,3 +615,65 @@ async def test_wait_gives_up_at_the_rate_deadline() -> None:
     assert await gate.wait() is True
     assert await gate.wait(math.inf, rate_deadline=0.5) is False
     assert anyio.current_time() == 0.5
+
+
+@pytest.mark.anyio
+async def test_give_back_returns_the_rate_slot_wait_took() -> None:
+    """A slot given back lets the next request go at once; a gate with no limit has no
+    slot to give back."""
+    gate = HostGate("api.test", RateLimit(2), AnyioClock())
+    assert await gate.wait() is True
+    gate.give_back()
+    assert await _wait_times(gate, 2) == [0.0, 0.5]
+    unlimited = HostGate("api.test", None, AnyioClock())
+    unlimited.give_back()
+    assert await _wait_times(unlimited, 2) == [0.5, 0.5]
+
+
+@pytest.mark.anyio
+async def test_a_cool_down_announced_while_waiting_for_the_slot_is_waited_out() -> None:
+    """A request that got its slot during a cool-down announced after it started
+    waiting gives the slot back, waits the cool-down out and takes a new slot: it does
+    not go inside the cool-down."""
+    gate = HostGate("api.test", RateLimit(1), AnyioClock())
+    assert await gate.wait() is True
+    passed: list[tuple[bool, float]] = []
+
+    async def waiter() -> None:
+        went = await gate.wait()
+        passed.append((went, anyio.current_time()))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.sleep_until(0.5)
+        gate.on_throttled(0.5, 2.0)  # the slot comes at 1.5, inside the cool-down
+        assert (gate.rate, gate.paused_until) == (0.5, 2.5)
+    assert passed == [(True, 2.5)]
+    limiter = gate._limiter
+    assert limiter is not None
+    assert (limiter.granted, limiter.tokens()) == (2, 0.0)
+    assert list(gate._recent) == [0.0, 2.5]
+    assert await _wait_times(gate, 1) == [4.5]
+
+
+@pytest.mark.anyio
+async def test_a_slot_given_back_for_a_cool_down_past_the_deadline_stays_given_back() -> None:
+    """When the cool-down announced during the wait for a slot outlasts the deadline,
+    wait() returns False at the deadline, and the slot is back in the bucket."""
+    gate = HostGate("api.test", RateLimit(1), AnyioClock())
+    assert await gate.wait() is True
+    passed: list[tuple[bool, float]] = []
+
+    async def waiter() -> None:
+        went = await gate.wait(2.0, rate_deadline=1.75)
+        passed.append((went, anyio.current_time()))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.sleep_until(0.5)
+        gate.on_throttled(0.5, 2.0)
+    assert passed == [(False, 2.0)]
+    limiter = gate._limiter
+    assert limiter is not None
+    assert (limiter.granted, limiter.tokens()) == (1, 1.0)
+    assert list(gate._recent) == [0.0]

@@ -193,6 +193,31 @@ def test_try_take_counts_at_the_moment_of_taking() -> None:
     assert [bucket.try_take(10.0) for _ in range(3)] == [True, True, False]
 
 
+def test_give_back_returns_a_token_as_if_it_had_not_been_taken() -> None:
+    """give_back(now) counts what accrued until ``now``, adds the token back and takes
+    it off ``granted``: the bucket is as if the request had not taken it."""
+    bucket = TokenBucket(RateLimit(2, burst=4))
+    assert [bucket.try_take(0.0) for _ in range(3)] == [True, True, True]
+    bucket.give_back(0.25)
+    assert (bucket.tokens(0.25), bucket.granted) == (2.5, 2)
+    assert bucket.tokens(0.5) == 3.0  # accrues from 0.25 on at the rate, as before
+    bucket.give_back(0.5)
+    assert (bucket.tokens(0.5), bucket.granted) == (4.0, 1)
+
+
+def test_give_back_never_fills_the_bucket_past_its_burst() -> None:
+    """A token given back after the bucket filled up again is not kept: burst stays
+    the most that can go at once."""
+    bucket = TokenBucket(RateLimit(2, burst=2))
+    assert bucket.try_take(0.0) is True
+    bucket.give_back(10.0)
+    assert (bucket.tokens(10.0), bucket.granted) == (2.0, 0)
+    assert [bucket.try_take(10.0) for _ in range(3)] == [True, True, False]
+    bucket.give_back(10.0)
+    bucket.give_back(10.0)
+    assert (bucket.tokens(10.0), bucket.granted) == (2.0, 0)
+
+
 def test_take_up_to_grants_a_batch() -> None:
     """take_up_to takes every whole token there is, at most ``most``, and says how many."""
     bucket = TokenBucket(RateLimit(4, burst=8))
@@ -771,6 +796,24 @@ async def test_limiter_context_manager_does_not_swallow_errors() -> None:
 
 
 @pytest.mark.anyio
+async def test_limiter_give_back_returns_the_token_acquire_granted() -> None:
+    """A token given back is there for the next acquire(), at once."""
+    limiter = _limiter(RateLimit(2))
+    assert await limiter.acquire() is True
+    assert (limiter.tokens(), limiter.granted) == (0.0, 1)
+    limiter.give_back()
+    assert (limiter.tokens(), limiter.granted) == (1.0, 0)
+    assert await limiter.acquire() is True
+    assert anyio.current_time() == 0.0
+    await anyio.sleep_until(0.25)
+    limiter.give_back()  # counted at the clock's reading: 0.5 accrued, plus the token
+    assert (limiter.tokens(), limiter.granted) == (1.0, 0)
+    assert await limiter.acquire() is True
+    assert await limiter.acquire() is True
+    assert anyio.current_time() == 0.75
+
+
+@pytest.mark.anyio
 async def test_acquire_deadline_before_slot_returns_false_and_gives_slot_back() -> None:
     """A slot after the deadline: acquire sleeps to the deadline, returns False, frees the slot."""
     limiter = _limiter(RateLimit(2))
@@ -1167,6 +1210,16 @@ def test_a_token_short_by_epsilon_is_taken() -> None:
     batch = TokenBucket(RateLimit(1))
     assert batch.try_take(0.0)
     assert batch.take_up_to(ALMOST, 3) == 1
+
+
+def test_wait_time_at_the_edges_of_epsilon() -> None:
+    """A token short by EPSILON needs no wait; up to burst + EPSILON tokens are a finite
+    wait, past it never."""
+    bucket = TokenBucket(RateLimit(1))
+    assert bucket.try_take(0.0)
+    assert bucket.wait_time(0.0, 1.0 + 1e-9) == 1.0 + 1e-9
+    assert bucket.wait_time(0.0, 1.0 + 2e-9) == math.inf
+    assert bucket.wait_time(ALMOST) == 0.0
 
 
 def test_cancel_gives_back_only_the_latest_slot_late_on_the_clock() -> None:

@@ -13,6 +13,7 @@ import pytest
 from asyncpoll import PollError
 from asyncpoll._urls import (
     check_server_url,
+    fill_template,
     join_base,
     normalize_origins,
     origin_of,
@@ -345,3 +346,33 @@ def test_a_url_with_a_bad_port_is_refused_by_name() -> None:
     message = "refusing the Location 'https://api.test:99999/x': its port is not valid"
     with pytest.raises(PollError, match=_exactly(message)):
         check_server_url("https://api.test:99999/x", base=BASE, what="the Location")
+
+
+# --- fill_template -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("job_id", "filled"),
+    [
+        ("42", "/v1/jobs/42/status"),
+        ("a b/c?d#e", "/v1/jobs/a%20b%2Fc%3Fd%23e/status"),
+        ("x/../y", "/v1/jobs/x%2F..%2Fy/status"),
+        ("...", "/v1/jobs/.../status"),
+        (".a", "/v1/jobs/.a/status"),
+        ("caf\u00e9~_-.", "/v1/jobs/caf%C3%A9~_-./status"),
+    ],
+)
+def test_fill_template_quotes_the_id_as_one_path_segment(job_id: str, filled: str) -> None:
+    """Every character that could end the segment (a slash too) is percent-encoded;
+    unreserved characters stay as they are."""
+    assert fill_template("/v1/jobs/{job_id}/status", job_id) == filled
+
+
+@pytest.mark.parametrize("job_id", [".", ".."])
+def test_fill_template_refuses_an_id_that_is_a_path_step(job_id: str) -> None:
+    message = (
+        f"job id {job_id!r} cannot fill a URL template: a URL reads it as a step up its "
+        "path, not as a name"
+    )
+    with pytest.raises(ValueError, match=_exactly(message)):
+        fill_template("/v1/jobs/{job_id}/status", job_id)
