@@ -65,6 +65,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                 burst=args.burst,
                 max_concurrency=args.concurrency,
                 prefix=f"s{batches}-",
+                budget=600.0,  # a batch on a busy machine takes a minute or more
             )
             report = check(run)  # raises AssertionError naming the broken invariant
             for key in totals:

@@ -187,10 +187,14 @@ async def drive(
     request_timeout: float = 0.5,
     max_retry_after: float = 2.0,
     prefix: str = "job",
-    budget: float = 120.0,
+    budget: float = 40.0,
     discard: bool = False,
 ) -> Run:
-    """Poll ``jobs`` jobs on ``server`` until every one is terminal (or ``budget`` s)."""
+    """Poll ``jobs`` jobs on ``server`` until every one is terminal (or ``budget`` s).
+
+    ``budget`` is each job's deadline; the run is cancelled 10 s after it, so that a
+    stuck run fails with a message inside a test's 60 s.
+    """
     run = Run(server=server, rate=rate, burst=burst, max_retry_after=max_retry_after)
     threads_before = {t.ident for t in threading.enumerate()}
     fds_before = open_fds()
@@ -219,7 +223,7 @@ async def drive(
             timeout=budget,
             on_done=count_on_done,
         )
-        with anyio.fail_after(budget + 30):
+        with anyio.fail_after(budget + 10):
             async with anyio.create_task_group() as lags:
                 lags.start_soon(_watch_lag, run)
                 async with poller:

@@ -69,7 +69,7 @@ async def test_every_invariant_holds_under_every_fault_on_every_transport(
     report = check(run)
     # Every fault kind was served at least once, and the run did real work.
     assert set(report["faults injected"]) >= set(FAULTS) - {"refused", "storm_429", "burst_5xx"}
-    assert report["states"]["succeeded"] > 75
+    assert report["states"]["succeeded"] > 75, report
     assert report["faults total"] > 60
 
 

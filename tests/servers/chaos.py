@@ -353,12 +353,14 @@ class ChaosServer:
             self._accept_one(self._listen_main, "main")
 
     def _relisten(self) -> socket.socket:
-        for _ in range(200):  # the old socket's port may take a moment to be free
+        """The main listener again, on the same port: tried until it binds (another
+        socket may hold the port a moment), or until the stop (the closed one, then)."""
+        while not self._stop.is_set():
             try:
                 return self._listener(self.port)
             except OSError:
                 self._stop.wait(0.01)
-        return self._listener(self.port)
+        return self._listen_main
 
     def _accept(self, listener: socket.socket, origin: str) -> None:
         while not self._stop.is_set():
