@@ -581,11 +581,17 @@ async def test_a_json_number_too_long_to_convert_is_refused(api: FakeJobAPI) -> 
     async with poller(api, max_errors=1) as p:
         with pytest.raises(asyncpoll.PollError) as info:
             await p.add("a")
-    assert info.value.message.startswith(
+    # Python's own words differ by version ("limit (4300)" on 3.10, "limit (4300 digits)"
+    # later); the limit, the count and the excerpt are the same.
+    message = info.value.message
+    assert message.startswith(
         "1 transient failures in a row (max_errors=1); the last: ValueError: response body "
-        "is not JSON (Exceeds the limit (4300 digits) for integer string conversion: value "
-        "has 100000 digits; use sys.set_int_max_str_digits() to increase the limit); "
-        'received \'{"status": "running", "progress": 77777777'
+        "is not JSON (Exceeds the limit (4300"
+    )
+    assert "for integer string conversion: value has 100000 digits" in message
+    assert (
+        'set_int_max_str_digits() to increase the limit); received \'{"status": "running"'
+        in message
     )
     assert info.value.message.endswith(" (100035 characters)")
 
