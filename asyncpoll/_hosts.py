@@ -129,8 +129,8 @@ class HostGate:
 
     async def wait_out_pause(self, deadline: float = math.inf) -> bool:
         """Wait until no cool-down holds the host; False if ``deadline`` (a clock
-        reading) comes first. Also after a slot was taken: a cool-down announced while a
-        request waited for it holds that request too."""
+        reading) comes first. (``wait()`` asks again after taking a slot, when a
+        cool-down was announced while the request waited for it.)"""
         clock = self._clock
         # A loop: a 429 that arrives while we sleep can push the cool-down further out.
         # A sleep that ran its course reached its end, even where the clock reads a hair
